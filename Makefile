@@ -1,0 +1,38 @@
+# Two commands for a fresh Linux machine with Python 3.11+; each sets itself up on first use.
+#   make course   # venv + pinned install, then every notebook by papermill (quick profile) into output/
+#   make test     # venv + pinned install, then unit tests and the notebooks under nbval
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+# Where the original MNIST / Fashion-MNIST .gz files are, if you have them offline (CI: ../shared/data).
+SHARED_DATA ?= ../shared/data
+
+.PHONY: course test install data benchmark clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+data: install
+	@if [ -d "$(SHARED_DATA)" ]; then $(PY) -m course_utils.data --copy-from "$(SHARED_DATA)"; \
+	else echo "no $(SHARED_DATA): datasets will be downloaded by torchvision on first use"; fi
+
+course: data
+	$(PY) -m course_utils.notebook_runner --profile $(PROFILE)
+
+# pytest exits 5 when it collected no test: a test run that tests nothing is a failure here.
+test: data
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+benchmark: data
+	$(PY) benchmarks/bench_protocol.py
+
+clean:
+	rm -rf output

@@ -1,0 +1,442 @@
+"""Differentiable Siamese Augmentation (DSA; Zhao & Bilen, ICML 2021), driven by an explicit generator.
+
+DSA augments images with transformations that are differentiable with respect to the *pixels*, so a
+loss computed on augmented synthetic images can be back-propagated to the synthetic images. "Siamese"
+means that the real batch and the synthetic batch of one matching step receive the *same* sampled
+transformation, so that the two are compared under the same view.
+
+Design of this module
+---------------------
+* Sampling and applying are separate. :meth:`DSA.sample` draws an :class:`AugSample` (which op(s),
+  and their parameters) from an explicit ``torch.Generator``; :meth:`DSA.apply` applies it. Torch's
+  global RNG is never read or reseeded (the reference code reseeds it on every call).
+* ``sample(1, g)`` gives one parameter set that :meth:`DSA.apply` broadcasts to any batch: this is
+  the siamese use (:meth:`DSA.siamese`). ``sample(len(x), g)`` gives per-image parameters
+  (:meth:`DSA.__call__`, used by the evaluation protocol).
+* Everything is vectorised over the batch. Scale and rotate do **not** use ``F.affine_grid`` /
+  ``F.grid_sample`` (whose CUDA backward has no deterministic kernel): :func:`affine_warp` builds the
+  sampling grid itself and samples bilinearly with ``gather`` (backward: ``scatter_add``, which is
+  deterministic under ``torch.use_deterministic_algorithms(True)``). It reproduces
+  ``F.grid_sample(x, F.affine_grid(theta, x.shape, align_corners=True), mode="bilinear",
+  padding_mode="zeros", align_corners=True)``, the reference convention.
+
+Operations (``x`` has shape ``(N, C, H, W)``; ``U(a, b)`` is uniform; all fills are zero)
+-----------------------------------------------------------------------------------------
+``color``   the three colour ops below, in this order (computed in one fused closed form):
+            brightness  ``x + (b - 0.5) * brightness``,            ``b ~ U(0, 1)``  (shift in ±0.5)
+            saturation  ``m + (x - m) * (s * saturation)``,         ``s ~ U(0, 1)``, ``m`` = per-pixel
+                        mean over channels (identity on 1-channel images)
+            contrast    ``m + (x - m) * (c + contrast)``,           ``c ~ U(0, 1)``, ``m`` = per-image
+                        mean over C, H, W  (factor in [0.5, 1.5) with contrast=0.5)
+``crop``    translation ("pad and crop"): ``out[i, j] = x[i + tx, j + ty]``, zero outside, with integer
+            shifts ``tx, ty`` uniform in ``{-s, ..., s}``, ``s = int(side * crop + 0.5)`` (4 px for 28 and 32)
+``cutout``  zero a square of side ``k = int(side * cutout + 0.5)`` whose rows are
+            ``[cx - k//2, cx - k//2 + k)`` (same for columns), clipped to the image, with the centre
+            ``cx`` uniform in ``{0, ..., side - k % 2}``
+``flip``    horizontal flip (last axis) with probability ``flip_p``
+``scale``   affine warp with matrix ``[[sx, 0, 0], [0, sy, 0]]`` in normalised coordinates,
+            ``sx, sy ~ U(1/scale, scale)`` independently
+``rotate``  affine warp with ``[[cos a, -sin a, 0], [sin a, cos a, 0]]``, ``a ~ U(-rotate, rotate)`` degrees
+
+Integer parameters (shifts, cutout centres) are stored in the sample as uniform variates in [0, 1)
+and turned into integers in :meth:`DSA.apply`, once the image side is known (``floor(u * K)`` is
+uniform on ``{0, ..., K-1}``); a sample therefore applies to any image size.
+
+Modes: ``"single"`` (the reference's ``aug_mode='S'``) picks ONE op of the strategy per call, for
+the whole batch (``color`` counts as one op and applies its three parts); ``"all"`` applies every
+op of the strategy, in the order written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DSAParams",
+    "AugSample",
+    "DSA",
+    "OPS",
+    "MODES",
+    "STRATEGIES",
+    "strategy_for",
+    "parse_strategy",
+    "affine_warp",
+]
+
+#: The ops a strategy string may name, in the reference's vocabulary.
+OPS: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
+#: ``"single"``: one randomly chosen op per call (reference ``aug_mode='S'``); ``"all"``: every op in turn.
+MODES: tuple[str, ...] = ("single", "all")
+#: Strategy strings that switch augmentation off.
+_IDENTITY = ("", "none")
+
+#: DSA strategy per dataset (reference: no flip on MNIST, where flipping changes digit meaning).
+STRATEGIES: dict[str, str] = {
+    "mnist": "color_crop_cutout_scale_rotate",
+    "fashion_mnist": "color_crop_cutout_flip_scale_rotate",
+    "cifar10": "color_crop_cutout_flip_scale_rotate",
+    "cifar100": "color_crop_cutout_flip_scale_rotate",
+}
+
+
+def _norm_name(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def strategy_for(dataset_name: str) -> str:
+    """The DSA strategy string for a dataset (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ``"cifar100"``).
+
+    Case, ``-`` and ``_`` are ignored (``"CIFAR-10"``, ``"FashionMNIST"`` work). Unknown -> ValueError.
+    """
+    if isinstance(dataset_name, str):
+        key = _norm_name(dataset_name)
+        for name, strategy in STRATEGIES.items():
+            if _norm_name(name) == key:
+                return strategy
+    raise ValueError(f"no DSA strategy for dataset {dataset_name!r}; valid datasets: {sorted(STRATEGIES)}")
+
+
+def parse_strategy(strategy: str) -> tuple[str, ...]:
+    """Split a ``'_'``-joined strategy into ops; ``""``/``"none"`` -> ``()``. Unknown op -> ValueError."""
+    if not isinstance(strategy, str):
+        raise ValueError(f"strategy must be a string of '_'-joined ops from {list(OPS)}, got {strategy!r}")
+    if strategy.strip().lower() in _IDENTITY:
+        return ()
+    ops = tuple(strategy.split("_"))
+    for op in ops:
+        if op not in OPS:
+            raise ValueError(f"unknown DSA op {op!r} in strategy {strategy!r}; valid ops: {list(OPS)} "
+                             f"(or 'none' for no augmentation)")
+    return ops
+
+
+@dataclass(frozen=True)
+class DSAParams:
+    """Strength of each op; defaults are the reference's ``ParamDiffAug`` values (see module docstring).
+
+    flip_p      probability of a horizontal flip
+    scale       sx, sy ~ U(1/scale, scale)
+    rotate      angle ~ U(-rotate, rotate), degrees
+    crop        maximal shift as a fraction of the side (pad-and-crop, zero fill)
+    cutout      side of the zeroed square as a fraction of the side
+    brightness  x + (U(0,1) - 0.5) * brightness
+    saturation  deviation from the channel mean scaled by U(0,1) * saturation
+    contrast    deviation from the image mean scaled by U(0,1) + contrast
+    """
+
+    flip_p: float = 0.5
+    scale: float = 1.2
+    rotate: float = 15.0
+    crop: float = 0.125
+    cutout: float = 0.5
+    brightness: float = 1.0
+    saturation: float = 2.0
+    contrast: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"DSAParams.{f.name} must be a finite number >= 0, got {v!r}")
+        if self.flip_p > 1:
+            raise ValueError(f"DSAParams.flip_p must be in [0, 1], got {self.flip_p!r}")
+        if self.scale < 1:
+            raise ValueError(f"DSAParams.scale must be >= 1 (factors are drawn in [1/scale, scale]), got {self.scale!r}")
+        if self.crop >= 1 or self.cutout > 1:
+            raise ValueError(f"DSAParams.crop must be < 1 and cutout <= 1, got crop={self.crop!r}, cutout={self.cutout!r}")
+
+
+@dataclass(frozen=True)
+class AugSample:
+    """One draw of DSA: which op(s) to apply and their parameters for ``n`` images.
+
+    ``n == 1`` broadcasts to any batch (siamese use). Parameters of ops that were not chosen are None.
+
+    ops         the ops to apply, in order (``()`` = identity)
+    flip        (n,) bool, flip this image
+    scale       (n, 2) float, (sx, sy)
+    angle       (n,) float, radians
+    crop_u      (n, 2) float in [0, 1): row/column shift variates (-> integer shifts in ``apply``)
+    cutout_u    (n, 2) float in [0, 1): row/column centre variates (-> integer centres in ``apply``)
+    brightness  (n,) float, the additive shift ``(b - 0.5) * params.brightness``
+    saturation  (n,) float, multiplicative factor of the deviation from the channel mean
+    contrast    (n,) float, multiplicative factor of the deviation from the image mean
+    """
+
+    n: int
+    ops: tuple[str, ...]
+    flip: Optional[Tensor] = None
+    scale: Optional[Tensor] = None
+    angle: Optional[Tensor] = None
+    crop_u: Optional[Tensor] = None
+    cutout_u: Optional[Tensor] = None
+    brightness: Optional[Tensor] = None
+    saturation: Optional[Tensor] = None
+    contrast: Optional[Tensor] = None
+
+    _TENSORS = ("flip", "scale", "angle", "crop_u", "cutout_u", "brightness", "saturation", "contrast")
+
+    def to(self, device: torch.device | str) -> "AugSample":
+        """The same sample with every tensor on ``device``."""
+        return replace(self, **{k: getattr(self, k).to(device) for k in self._TENSORS
+                                if getattr(self, k) is not None})
+
+    def __len__(self) -> int:
+        return self.n
+
+
+# ----------------------------------------------------------------------------------------------
+# Warping: gather-based bilinear sampling (deterministic forward and backward on CPU and CUDA)
+# ----------------------------------------------------------------------------------------------
+
+def _coord_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def affine_warp(x: Tensor, theta: Tensor) -> Tensor:
+    """Bilinear affine warp of ``x`` (N, C, H, W) by ``theta`` (N or 1, 2, 3), zero padding.
+
+    Same result as ``F.grid_sample(x, F.affine_grid(theta, x.shape, align_corners=True),
+    mode="bilinear", padding_mode="zeros", align_corners=True)`` but built from ``gather`` only, so
+    that forward and backward are deterministic on CUDA too. Differentiable w.r.t. ``x`` (not theta).
+    A ``theta`` of batch size 1 is shared by all images.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"affine_warp expects x of shape (N, C, H, W), got {tuple(x.shape)}")
+    N, C, H, W = x.shape
+    if theta.dim() != 3 or theta.shape[1:] != (2, 3) or theta.shape[0] not in (1, N):
+        raise ValueError(f"theta must have shape (1 or {N}, 2, 3), got {tuple(theta.shape)}")
+    cdt = _coord_dtype(x)
+    theta = theta.detach().to(device=x.device, dtype=cdt)
+    # Normalised output coordinates, exactly as affine_grid(align_corners=True) builds them.
+    xs = torch.linspace(-1.0, 1.0, W, device=x.device, dtype=cdt) if W > 1 else torch.zeros(1, device=x.device, dtype=cdt)
+    ys = torch.linspace(-1.0, 1.0, H, device=x.device, dtype=cdt) if H > 1 else torch.zeros(1, device=x.device, dtype=cdt)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gx = gx.reshape(1, H * W)
+    gy = gy.reshape(1, H * W)
+    t = theta.unsqueeze(-1)                                               # (B, 2, 3, 1)
+    # Source coordinates, elementwise (not matmul: TF32 matmul settings must not change the warp).
+    sx = t[:, 0, 0] * gx + t[:, 0, 1] * gy + t[:, 0, 2]                   # (B, HW)
+    sy = t[:, 1, 0] * gx + t[:, 1, 1] * gy + t[:, 1, 2]
+    # Unnormalise (align_corners=True): -1 -> 0, +1 -> size - 1.
+    ix = (sx + 1) / 2 * (W - 1)
+    iy = (sy + 1) / 2 * (H - 1)
+    return _bilinear_gather(x, ix, iy)
+
+
+def _gather_pixels(x: Tensor, idx: Tensor) -> Tensor:
+    """``out[n, c, k] = x.view(N, C, H*W)[n, c, idx[n or 0, k]]`` for ``idx`` (B, K), B in {1, N}.
+
+    Implemented as ONE gather on the flattened (1-D) tensor: torch documents 1-D ``gather`` (whose
+    backward is a 1-D ``scatter_add_``) as deterministic on CUDA under ``use_deterministic_algorithms``
+    since 1.11 (recent releases: any dimension), so this holds on every supported torch.
+    """
+    N, C, H, W = x.shape
+    K = idx.shape[-1]
+    offsets = torch.arange(N * C, device=x.device).view(N, C, 1) * (H * W)           # (N, C, 1)
+    flat_idx = (offsets + idx.view(-1, 1, K)).reshape(-1)                            # (N*C*K,)
+    return x.reshape(-1).gather(0, flat_idx).view(N, C, K)
+
+
+def _bilinear_gather(x: Tensor, ix: Tensor, iy: Tensor) -> Tensor:
+    """Sample ``x`` (N, C, H, W) at pixel coordinates ``ix, iy`` (B, H*W), B in {1, N}; zeros outside."""
+    N, C, H, W = x.shape
+    B, P = ix.shape
+    x0 = torch.floor(ix)
+    y0 = torch.floor(iy)
+    x1 = x0 + 1
+    y1 = y0 + 1
+    # Weights written as grid_sample writes them (same rounding): e.g. nw = (x1 - ix) * (y1 - iy).
+    wx0, wx1 = x1 - ix, ix - x0
+    wy0, wy1 = y1 - iy, iy - y0
+    x0 = x0.long()
+    y0 = y0.long()
+    idxs, ws = [], []
+    for dy, dx, w in ((0, 0, wx0 * wy0), (0, 1, wx1 * wy0), (1, 0, wx0 * wy1), (1, 1, wx1 * wy1)):
+        xi = x0 + dx
+        yi = y0 + dy
+        valid = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
+        idxs.append(yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1))         # (B, P)
+        ws.append(w * valid)                                              # zero padding outside
+    vals = _gather_pixels(x, torch.cat(idxs, 1)).view(N, C, 4, P)         # one gather, 4 neighbours
+    w = torch.stack(ws, 1).to(x.dtype).unsqueeze(1)                        # (B, 1, 4, P)
+    return (vals * w).sum(2).view(N, C, H, W)
+
+
+def _translate(x: Tensor, tx: Tensor, ty: Tensor) -> Tensor:
+    """``out[n, :, i, j] = x[n, :, i + tx[n], j + ty[n]]`` (zero outside); tx, ty integer (B,), B in {1, N}."""
+    N, C, H, W = x.shape
+    rows = torch.arange(H, device=x.device).view(1, H, 1) + tx.view(-1, 1, 1)   # (B, H, 1)
+    cols = torch.arange(W, device=x.device).view(1, 1, W) + ty.view(-1, 1, 1)   # (B, 1, W)
+    valid = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)                 # (B, H, W)
+    idx = (rows.clamp(0, H - 1) * W + cols.clamp(0, W - 1)).reshape(-1, H * W)
+    vals = _gather_pixels(x, idx)
+    return vals.view(N, C, H, W) * valid.unsqueeze(1).to(x.dtype)
+
+
+def _uniform_int(u: Tensor, k: int) -> Tensor:
+    """Map variates in [0, 1) to integers uniform on {0, ..., k-1}."""
+    return torch.floor(u.double() * k).long().clamp_(0, k - 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# DSA
+# ----------------------------------------------------------------------------------------------
+
+class DSA:
+    """Differentiable siamese augmentation for a strategy such as ``"color_crop_cutout_flip_scale_rotate"``.
+
+    Example::
+
+        g = torch.Generator().manual_seed(0)
+        dsa = DSA(strategy_for("cifar10"))
+        real_aug, syn_aug = dsa.siamese([real, syn], g)      # same transform for both batches
+        x_aug = dsa(x, g)                                    # per-image parameters (evaluation)
+
+    ``DSA("none")`` / ``DSA("")`` is the identity (returns its input, draws nothing).
+    """
+
+    def __init__(self, strategy: str, params: DSAParams = DSAParams(), mode: str = "single"):
+        if not isinstance(params, DSAParams):
+            raise ValueError(f"params must be a DSAParams, got {type(params).__name__}")
+        if mode not in MODES:
+            raise ValueError(f"unknown DSA mode {mode!r}; valid modes: {list(MODES)}")
+        self.ops = parse_strategy(strategy)
+        self.strategy = "_".join(self.ops) if self.ops else "none"
+        self.params = params
+        self.mode = mode
+
+    def __repr__(self) -> str:
+        return f"DSA(strategy={self.strategy!r}, mode={self.mode!r}, params={self.params!r})"
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.ops
+
+    # -- sampling ------------------------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator, device: torch.device | str | None = None) -> AugSample:
+        """Draw the op choice and per-image parameters for ``n`` images from ``generator``.
+
+        Random numbers are drawn on the generator's device, then moved to ``device`` (if given).
+        Use ``n=1`` for siamese use (one parameter set broadcast to every batch).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        if not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        if not self.ops:
+            return AugSample(n=n, ops=())
+        gdev = generator.device
+        p = self.params
+
+        def rand(*shape: int) -> Tensor:
+            return torch.rand(*shape, generator=generator, device=gdev, dtype=torch.float32)
+
+        if self.mode == "single" and len(self.ops) > 1:
+            k = int(torch.randint(len(self.ops), (1,), generator=generator, device=gdev).item())
+            ops: tuple[str, ...] = (self.ops[k],)
+        else:
+            ops = self.ops
+        draws: dict[str, Tensor] = {}
+        for op in dict.fromkeys(ops):  # unique, in order (a repeated op reuses its parameters)
+            if op == "color":
+                draws["brightness"] = (rand(n) - 0.5) * p.brightness
+                draws["saturation"] = rand(n) * p.saturation
+                draws["contrast"] = rand(n) + p.contrast
+            elif op == "crop":
+                draws["crop_u"] = rand(n, 2)
+            elif op == "cutout":
+                draws["cutout_u"] = rand(n, 2)
+            elif op == "flip":
+                draws["flip"] = rand(n) < p.flip_p
+            elif op == "scale":
+                draws["scale"] = rand(n, 2) * (p.scale - 1.0 / p.scale) + 1.0 / p.scale
+            elif op == "rotate":
+                draws["angle"] = (rand(n) - 0.5) * 2.0 * (p.rotate / 180.0 * math.pi)
+        s = AugSample(n=n, ops=ops, **draws)
+        return s.to(device) if device is not None else s
+
+    # -- applying ------------------------------------------------------------------------------
+    def apply(self, x: Tensor, sample: AugSample) -> Tensor:
+        """Apply ``sample`` to ``x`` (N, C, H, W); a sample of size 1 broadcasts, else its size must be N."""
+        if not sample.ops:
+            return x
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            raise ValueError(f"DSA expects images of shape (N, C, H, W), got {getattr(x, 'shape', type(x))}")
+        if sample.n not in (1, x.shape[0]):
+            raise ValueError(f"AugSample of size {sample.n} cannot be applied to a batch of {x.shape[0]} images "
+                             f"(use a sample of size 1 to share one transform, or of size {x.shape[0]})")
+        s = sample.to(x.device)
+        for op in s.ops:
+            x = getattr(self, f"_op_{op}")(x, s)
+        return x
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """Augment ``x`` with per-image parameters (one op choice per call in mode "single")."""
+        if not self.ops:
+            return x
+        return self.apply(x, self.sample(x.shape[0], generator))
+
+    def siamese(self, xs: Sequence[Tensor], generator: torch.Generator) -> list[Tensor]:
+        """Apply ONE sampled transform (``sample(1)``) to every tensor in ``xs`` (e.g. real and synthetic)."""
+        xs = list(xs)
+        if not self.ops:
+            return xs
+        s = self.sample(1, generator)
+        return [self.apply(x, s) for x in xs]
+
+    # -- the ops (vectorised over the batch; parameters broadcast from size 1 or N) -------------
+    @staticmethod
+    def _col(t: Tensor, x: Tensor) -> Tensor:
+        return t.to(dtype=x.dtype).view(-1, 1, 1, 1)
+
+    def _op_color(self, x: Tensor, s: AugSample) -> Tensor:
+        # brightness -> saturation -> contrast, composed in closed form (one pass instead of three):
+        #   y1 = x + b;  y2 = m_c + (y1 - m_c(y1)) * s;  y3 = m_a(y2) + (y2 - m_a(y2)) * c
+        # with m_c(y1) = m_c(x) + b and m_a(y2) = m_a(x) + b this is
+        #   y3 = c*s*x + c*(1-s)*m_c(x) + (1-c)*m_a(x) + b.
+        b, sat, con = self._col(s.brightness, x), self._col(s.saturation, x), self._col(s.contrast, x)
+        m_c = x.mean(dim=1, keepdim=True)                     # per-pixel channel mean (N, 1, H, W)
+        m_a = m_c.mean(dim=(2, 3), keepdim=True)              # per-image mean (N, 1, 1, 1)
+        return x * (con * sat) + (m_c * (con * (1 - sat)) + (m_a * (1 - con) + b))
+
+    def _op_flip(self, x: Tensor, s: AugSample) -> Tensor:
+        return torch.where(s.flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+    def _op_crop(self, x: Tensor, s: AugSample) -> Tensor:
+        H, W = x.shape[2], x.shape[3]
+        sh, sw = int(H * self.params.crop + 0.5), int(W * self.params.crop + 0.5)
+        tx = _uniform_int(s.crop_u[:, 0], 2 * sh + 1) - sh
+        ty = _uniform_int(s.crop_u[:, 1], 2 * sw + 1) - sw
+        return _translate(x, tx, ty)
+
+    def _op_cutout(self, x: Tensor, s: AugSample) -> Tensor:
+        H, W = x.shape[2], x.shape[3]
+        kh, kw = int(H * self.params.cutout + 0.5), int(W * self.params.cutout + 0.5)
+        if kh == 0 or kw == 0:
+            return x
+        r0 = (_uniform_int(s.cutout_u[:, 0], H + 1 - kh % 2) - kh // 2).view(-1, 1, 1)   # first hole row
+        c0 = (_uniform_int(s.cutout_u[:, 1], W + 1 - kw % 2) - kw // 2).view(-1, 1, 1)
+        rows = torch.arange(H, device=x.device).view(1, H, 1)
+        cols = torch.arange(W, device=x.device).view(1, 1, W)
+        hole = (rows >= r0) & (rows < r0 + kh) & (cols >= c0) & (cols < c0 + kw)          # (B, H, W)
+        return x * (~hole).unsqueeze(1).to(x.dtype)
+
+    def _op_scale(self, x: Tensor, s: AugSample) -> Tensor:
+        sc = s.scale.to(_coord_dtype(x))
+        zero = torch.zeros_like(sc[:, 0])
+        theta = torch.stack([torch.stack([sc[:, 0], zero, zero], 1),
+                             torch.stack([zero, sc[:, 1], zero], 1)], 1)
+        return affine_warp(x, theta)
+
+    def _op_rotate(self, x: Tensor, s: AugSample) -> Tensor:
+        a = s.angle.to(_coord_dtype(x))
+        c, si, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+        theta = torch.stack([torch.stack([c, -si, zero], 1),
+                             torch.stack([si, c, zero], 1)], 1)
+        return affine_warp(x, theta)

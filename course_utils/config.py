@@ -1,0 +1,166 @@
+"""Profiles (quick / standard / full) and parameter validation for the notebooks.
+
+Every notebook has one papermill ``parameters`` cell whose defaults are the quick profile's.
+It calls ``resolve(profile, **parameters)``: a parameter left as ``None`` takes the profile's
+value, an explicit one overrides it, and every value is checked (unknown dataset, model,
+``ipc < 1`` ... raise ``ValueError`` naming the bad value and the valid ones).
+
+papermill only *warns* about a parameter name the notebook does not declare, so a typo in a
+sweep would silently run the defaults. ``check_notebook_parameters(globals())`` turns that into
+an error: it reads the kernel's input history (``In``), finds the cell papermill injected
+(it starts with ``# Parameters``) and compares its names with the annotated names of the
+``parameters`` cell just before it.
+"""
+
+from __future__ import annotations
+
+import ast
+from types import MappingProxyType
+from typing import Any, Mapping
+
+PROFILE_NAMES = ("quick", "standard", "full")
+
+#: Settings shared by every notebook. quick = a 2-core laptop CPU (and CI), each notebook <= ~4 min;
+#: standard = one GPU, minutes per notebook, close to the papers; full = the papers' settings.
+PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "quick": MappingProxyType(dict(
+        device="auto",
+        model="convnet", model_width=32,        # width-128 ConvNet costs ~1 s per 256-image step on 2 cores
+        eval_epochs=50, eval_models=2, eval_dsa=False,
+        test_per_class=200,                     # evaluate on a class-balanced 2 000-image test subset
+        full_epochs=1,                          # full-data baseline: one epoch
+        ipcs=(1, 10, 50),
+        coreset_pool_per_class=500,             # herding / forgetting choose from 500 images per class
+        forgetting_epochs=3,
+    )),
+    "standard": MappingProxyType(dict(
+        device="auto",
+        model="convnet", model_width=128,
+        eval_epochs=300, eval_models=5, eval_dsa=False,
+        test_per_class=None,                    # None = the whole test set
+        full_epochs=10,
+        ipcs=(1, 10, 50),
+        coreset_pool_per_class=None,            # None = the whole training set
+        forgetting_epochs=10,
+    )),
+    "full": MappingProxyType(dict(
+        device="auto",
+        model="convnet", model_width=128,
+        eval_epochs=1000, eval_models=20, eval_dsa=True,
+        test_per_class=None,
+        full_epochs=50,
+        ipcs=(1, 10, 50),
+        coreset_pool_per_class=None,
+        forgetting_epochs=20,
+    )),
+})
+
+
+class Settings(dict):
+    """A dict with attribute access (``cfg.eval_epochs``) that records what a run used."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no setting {name!r}; known: {', '.join(sorted(self))}") from None
+
+    def as_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.items()}
+
+
+def _choices(name: str, value: Any, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, valid))}")
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+_POSITIVE_SUFFIXES = ("_epochs", "_models", "_width", "_steps", "_iterations", "_size")
+
+
+def _check_one(key: str, value: Any) -> None:
+    from . import data, models  # local import: config stays importable on its own
+
+    if key == "profile":
+        _choices(key, value, PROFILE_NAMES)
+    elif key == "dataset":
+        data.dataset_info(value)  # raises with the list of valid datasets
+    elif key in ("model", "models"):
+        for name in ([value] if isinstance(value, str) else value):
+            if str(name).lower() not in models.MODEL_NAMES:
+                raise ValueError(f"{key}: unknown model {name!r}; valid: {', '.join(models.MODEL_NAMES)}")
+    elif key == "seed":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {value!r}")
+    elif key == "ipcs":
+        if not value:
+            raise ValueError("ipcs must list at least one images-per-class value")
+        for ipc in value:
+            _positive_int("ipc", ipc)
+    elif key == "ipc" or key.endswith(_POSITIVE_SUFFIXES):
+        _positive_int(key, value)
+    elif key.endswith("per_class"):
+        _positive_int(key, value, allow_none=True)  # None = use every image
+    elif key == "device" and value != "auto" and value != "cpu" and not str(value).startswith("cuda"):
+        raise ValueError(f"device={value!r} is not valid; valid: auto, cpu, cuda, cuda:N")
+
+
+def validate(settings: Mapping[str, Any]) -> None:
+    """Check the values every notebook shares; raise ``ValueError`` naming the bad one."""
+    for key, value in settings.items():
+        _check_one(key, value)
+
+
+def resolve(profile: str = "quick", **parameters: Any) -> Settings:
+    """Settings of ``profile`` with every non-``None`` parameter overriding the profile's value.
+
+    >>> resolve("quick", dataset="fashion_mnist").eval_epochs
+    50
+    """
+    _choices("profile", profile, PROFILE_NAMES)
+    settings = Settings(PROFILES[profile])
+    settings["profile"] = profile
+    for key, value in parameters.items():
+        if value is not None:
+            settings[key] = tuple(value) if isinstance(value, list) else value
+    validate(settings)
+    return settings
+
+
+def _assigned_names(source: str, *, annotated_only: bool) -> list[str]:
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+        elif isinstance(node, ast.Assign) and not annotated_only:
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
+def check_notebook_parameters(namespace: Mapping[str, Any]) -> list[str]:
+    """Raise if papermill injected a parameter that the notebook's ``parameters`` cell does not declare.
+
+    Returns the declared names (empty when the notebook was not run by papermill). Works from the
+    kernel's input history: papermill executes the injected cell (first line ``# Parameters``)
+    right after the tagged ``parameters`` cell, whose parameters are annotated (``name: type = value``).
+    """
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return []
+    for i in range(len(history) - 1, 0, -1):
+        if history[i].lstrip().startswith("# Parameters"):
+            injected = _assigned_names(history[i], annotated_only=False)
+            declared = _assigned_names(history[i - 1], annotated_only=True)
+            unknown = [n for n in injected if n not in declared]
+            if unknown:
+                raise ValueError(
+                    f"unknown parameter(s) {', '.join(map(repr, unknown))}: this notebook declares "
+                    f"{', '.join(declared)}")
+            return declared
+    return []

@@ -1,0 +1,524 @@
+"""Datasets under one data root, held in memory as normalised tensors.
+
+The four datasets of the dataset-distillation literature (MNIST, Fashion-MNIST,
+CIFAR-10, CIFAR-100) are read through torchvision and converted *once*, as
+whole arrays, into an :class:`ImageSet`: ``images`` (float32, N x C x H x W,
+normalised with the DC-family constants) and ``labels`` (int64, N). Everything
+downstream (per-class sampling, real-image initialisation, evaluation) works on
+these tensors; there are no per-item transforms or DataLoaders here.
+
+Where the files live is decided by :func:`data_root`: an explicit argument,
+else ``$COURSE_DATA_ROOT``, else the repository's ``data/`` folder. Nothing is
+downloaded silently into the working directory, and a missing dataset raises
+:class:`DatasetNotAvailableError` saying which files to put where.
+
+Typical use::
+
+    train, test = load("mnist")
+    gen = torch.Generator().manual_seed(0)
+    init = train.balanced_subset(10, gen)      # 10 real images per class
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torchvision import datasets as tv_datasets
+from torchvision.datasets.utils import check_integrity
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetNotAvailableError",
+    "ImageSet",
+    "clear_cache",
+    "copy_shared_data",
+    "data_root",
+    "dataset_info",
+    "load",
+    "load_dataset",
+    "main",
+]
+
+DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+
+#: Environment variable that overrides the default data root.
+ENV_DATA_ROOT = "COURSE_DATA_ROOT"
+
+# Seconds a single network operation may stall before torchvision's download
+# gives up. Without it, urllib waits forever on a network that drops packets.
+_DOWNLOAD_TIMEOUT_S = 20.0
+
+
+class DatasetNotAvailableError(FileNotFoundError):
+    """The dataset's files are not on disk and could not (or may not) be downloaded."""
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about one dataset: shape, classes and normalisation constants."""
+
+    name: str
+    num_classes: int
+    channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+
+
+_CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+
+# Fine label names in the order of CIFAR-100's ``meta`` file (alphabetical).
+_CIFAR100_CLASSES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle",
+    "bicycle", "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel",
+    "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock",
+    "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster",
+    "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse",
+    "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear",
+    "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
+    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea",
+    "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
+    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip",
+    "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+)  # fmt: skip
+
+_INFO: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        "mnist", 10, 1, 28, (0.1307,), (0.3081,), tuple(str(d) for d in range(10))
+    ),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist", 10, 1, 28, (0.2861,), (0.3530,),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10", 10, 3, 32,
+        (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), _CIFAR10_CLASSES,
+    ),
+    "cifar100": DatasetInfo(
+        "cifar100", 100, 3, 32,
+        (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762), _CIFAR100_CLASSES,
+    ),
+}  # fmt: skip
+
+# The torchvision class behind each name; file names, md5s and folder names are
+# read from these classes so they always match the installed torchvision.
+_TV_CLASS = {
+    "mnist": tv_datasets.MNIST,
+    "fashion_mnist": tv_datasets.FashionMNIST,
+    "cifar10": tv_datasets.CIFAR10,
+    "cifar100": tv_datasets.CIFAR100,
+}
+
+# Accepted spellings, compared after lower-casing and dropping "-", "_" and spaces.
+_ALIASES = {
+    "mnist": "mnist",
+    "fashionmnist": "fashion_mnist",
+    "fmnist": "fashion_mnist",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+}
+
+
+def _canonical_name(name: str) -> str:
+    """Map a user spelling ("FashionMNIST", "fashion-mnist", ...) to a name in DATASETS."""
+    key = str(name).lower().replace("-", "").replace("_", "").replace(" ", "")
+    if key not in _ALIASES:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    return _ALIASES[key]
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Return the :class:`DatasetInfo` of ``name`` (spelling is case-insensitive)."""
+    return _INFO[_canonical_name(name)]
+
+
+# --------------------------------------------------------------------------- data root
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Folder that holds the datasets.
+
+    Order: ``root`` if given, else ``$COURSE_DATA_ROOT`` if set, else the
+    repository's ``data/`` folder (found from this file, so it does not depend
+    on the current working directory).
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(ENV_DATA_ROOT)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+# --------------------------------------------------------------------------- ImageSet
+
+
+class ImageSet:
+    """A labelled image dataset held in memory as two tensors.
+
+    ``images`` is float32 N x C x H x W, normalised with ``info.mean``/``info.std``;
+    ``labels`` is int64 N. Sampling methods take an explicit ``torch.Generator``
+    so results are reproducible; the generator may live on the CPU while the
+    data lives on another device.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo | str):
+        if isinstance(info, str):
+            info = dataset_info(info)
+        if images.ndim != 4:
+            raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"labels must be 1-D with {images.shape[0]} entries, "
+                f"got shape {tuple(labels.shape)}"
+            )
+        if labels.device != images.device:
+            raise ValueError(f"images on {images.device} but labels on {labels.device}")
+        self.images = images
+        self.labels = labels.long()
+        self.info = info
+        self.name = info.name
+        self.num_classes = info.num_classes
+        self._indices_by_class: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.images.shape[1:])
+        return f"ImageSet({self.name!r}, n={len(self)}, shape={shape}, device={self.device})"
+
+    @property
+    def device(self) -> torch.device:
+        """Device of ``images`` and ``labels``."""
+        return self.images.device
+
+    def to(self, device: str | torch.device) -> ImageSet:
+        """Copy to ``device`` (returns ``self`` if already there)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        moved = ImageSet(self.images.to(device), self.labels.to(device), self.info)
+        if self._indices_by_class is not None:
+            moved._indices_by_class = [idx.to(device) for idx in self._indices_by_class]
+        return moved
+
+    # ---- per-class access
+
+    @property
+    def class_counts(self) -> torch.Tensor:
+        """Number of examples of each class (LongTensor of length ``num_classes``)."""
+        return torch.bincount(self.labels, minlength=self.num_classes)
+
+    @property
+    def indices_by_class(self) -> list[torch.Tensor]:
+        """One ascending LongTensor of example indices per class (computed once, cached)."""
+        if self._indices_by_class is None:
+            # A stable sort groups indices by label and keeps them ascending within a class.
+            order = torch.argsort(self.labels, stable=True)
+            counts = self.class_counts.tolist()
+            self._indices_by_class = list(torch.split(order, counts))
+        return self._indices_by_class
+
+    def images_of_class(self, c: int) -> torch.Tensor:
+        """All images of class ``c``."""
+        return self.images[self._class_indices(c)]
+
+    def sample_class(
+        self, c: int, n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``n`` random images of class ``c``, drawn without replacement."""
+        idx = self._class_indices(c)
+        self._check_sample_size(n, {c: idx.numel()})
+        return self.images[idx[self._randperm(idx.numel(), generator)[:n]]]
+
+    def sample_balanced(
+        self, n_per_class: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Indices of a class-balanced random subset: ``n_per_class`` from every class.
+
+        Drawn without replacement within each class and ordered class by class
+        (class 0 first), so ``labels[result]`` is ``[0]*n + [1]*n + ...``.
+        """
+        by_class = self.indices_by_class
+        self._check_sample_size(n_per_class, {c: idx.numel() for c, idx in enumerate(by_class)})
+        picks = [idx[self._randperm(idx.numel(), generator)[:n_per_class]] for idx in by_class]
+        return torch.cat(picks)
+
+    def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageSet:
+        """A new ImageSet with the examples at ``indices`` (copies the tensors)."""
+        indices = torch.as_tensor(indices, dtype=torch.long, device=self.device)
+        return ImageSet(self.images[indices], self.labels[indices], self.info)
+
+    def balanced_subset(
+        self, n_per_class: int, generator: torch.Generator | None = None
+    ) -> ImageSet:
+        """``subset(sample_balanced(n_per_class, generator))``."""
+        return self.subset(self.sample_balanced(n_per_class, generator))
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo the normalisation of ``x`` (C x H x W or N x C x H x W), clamped to [0, 1]."""
+        shape = (len(self.info.mean), 1, 1)
+        mean = torch.tensor(self.info.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(self.info.std, dtype=x.dtype, device=x.device).view(shape)
+        return (x * std + mean).clamp(0.0, 1.0)
+
+    # ---- internals
+
+    def _class_indices(self, c: int) -> torch.Tensor:
+        if not 0 <= int(c) < self.num_classes:
+            raise IndexError(f"class {c} out of range for {self.name} ({self.num_classes} classes)")
+        return self.indices_by_class[int(c)]
+
+    def _check_sample_size(self, n: int, available: dict[int, int]) -> None:
+        """Reject n < 1 and classes with fewer than n examples, naming the offenders."""
+        if int(n) < 1:
+            raise ValueError(f"number of samples per class must be >= 1, got {n}")
+        short = {c: k for c, k in available.items() if k < n}
+        if short:
+            listed = ", ".join(f"class {c} has {k}" for c, k in list(short.items())[:10])
+            raise ValueError(
+                f"cannot draw {n} examples per class without replacement from "
+                f"{self.name} ({len(self)} examples): {listed}"
+            )
+
+    def _randperm(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        # randperm must run on the generator's device; the result is moved to the data.
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        return torch.randperm(n, generator=generator, device=gen_device).to(self.device)
+
+
+# --------------------------------------------------------------------------- loading
+
+# (name, train, resolved root) -> ImageSet. Shared objects: callers must not
+# modify them in place (use .subset() / .to() / tensor.clone() to get copies).
+_CACHE: dict[tuple[str, bool, str], ImageSet] = {}
+
+
+def clear_cache() -> None:
+    """Forget all ImageSets cached by :func:`load_dataset` (frees their memory)."""
+    _CACHE.clear()
+
+
+def load_dataset(
+    name: str,
+    train: bool = True,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+) -> ImageSet:
+    """Load one split of a dataset as an :class:`ImageSet`.
+
+    The result is cached per (name, split, resolved root): a second call returns
+    the *same object*, so do not modify its tensors in place.
+
+    Raises :class:`DatasetNotAvailableError` if the files are missing and
+    ``download`` is False or the download fails; the message says which files
+    to put where.
+    """
+    name = _canonical_name(name)
+    folder = data_root(root).resolve()
+    key = (name, bool(train), str(folder))
+    if key not in _CACHE:
+        raw = _open_torchvision(name, folder, bool(train), download)
+        _CACHE[key] = _to_imageset(raw, dataset_info(name))
+    return _CACHE[key]
+
+
+def load(
+    name: str, root: str | os.PathLike | None = None, download: bool = True
+) -> tuple[ImageSet, ImageSet]:
+    """``(train, test)`` ImageSets of ``name``; see :func:`load_dataset`."""
+    return (
+        load_dataset(name, train=True, root=root, download=download),
+        load_dataset(name, train=False, root=root, download=download),
+    )
+
+
+def _to_imageset(raw, info: DatasetInfo) -> ImageSet:
+    """Convert a torchvision dataset's whole ``.data`` array at once into an ImageSet."""
+    data = raw.data
+    if isinstance(data, torch.Tensor):  # MNIST family: uint8 tensor N x H x W
+        x = data.unsqueeze(1)
+    else:  # CIFAR family: numpy uint8 N x H x W x C
+        x = torch.from_numpy(data).permute(0, 3, 1, 2)
+    x = x.float().div_(255)  # .float() makes a fresh contiguous copy, so in-place ops are safe
+    mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+    std = torch.tensor(info.std).view(1, -1, 1, 1)
+    x.sub_(mean).div_(std)
+    labels = torch.as_tensor(raw.targets, dtype=torch.long)
+    return ImageSet(x, labels, info)
+
+
+def _open_torchvision(name: str, folder: Path, train: bool, download: bool):
+    """Construct the torchvision dataset, turning every failure into DatasetNotAvailableError."""
+    cls = _TV_CLASS[name]
+    state = _local_state(cls, folder)
+    if state is None and not download:
+        problem = f"{cls.__name__} not found under {folder} and download=False"
+        raise DatasetNotAvailableError(_missing_message(cls, folder, problem))
+    # "archive": the verified .gz / tarball is on disk; torchvision's download()
+    # then only extracts it (it checks the md5 and skips the network).
+    tv_download = state != "extracted"
+    try:
+        with _quiet_stdout(), _socket_timeout(None if state else _DOWNLOAD_TIMEOUT_S):
+            return cls(str(folder), train=train, download=tv_download)
+    except Exception as exc:  # URLError, RuntimeError, OSError, bad pickle/gzip, ...
+        if state is None:
+            problem = f"{cls.__name__} not found under {folder} and it could not be downloaded"
+        else:
+            problem = (
+                f"{cls.__name__} files under {folder} could not be read (incomplete or corrupted?)"
+            )
+        problem += f" ({_describe(exc)})"
+        raise DatasetNotAvailableError(_missing_message(cls, folder, problem)) from exc
+
+
+def _describe(exc: BaseException, limit: int = 300) -> str:
+    """One-line summary of an exception for an error message (torchvision's can span lines)."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _is_cifar(cls) -> bool:
+    return issubclass(cls, tv_datasets.CIFAR10)
+
+
+def _local_state(cls, folder: Path) -> str | None:
+    """What is on disk for ``cls`` under ``folder``.
+
+    "extracted": the files torchvision reads are there (no download needed);
+    "archive": the original compressed files are there with the right md5
+    (torchvision extracts them without network); None: a download is needed.
+    Checking this ourselves lets us forbid the network when download=False and
+    bound it with a timeout otherwise.
+    """
+    if _is_cifar(cls):
+        base = folder / cls.base_folder
+        needed = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        if all((base / f).is_file() for f in needed):
+            return "extracted"
+        if check_integrity(str(folder / cls.filename), cls.tgz_md5):
+            return "archive"
+        return None
+    raw = folder / cls.__name__ / "raw"
+    if all((raw / gz[: -len(".gz")]).is_file() for gz, _ in cls.resources):
+        return "extracted"
+    if all(check_integrity(str(raw / gz), md5) for gz, md5 in cls.resources):
+        return "archive"
+    return None
+
+
+def _missing_message(cls, folder: Path, problem: str) -> str:
+    """``problem``, followed by exactly which files to put where for ``cls``."""
+    if _is_cifar(cls):
+        what = f"{cls.filename} or the extracted {cls.base_folder}/ folder"
+        where = f"{folder}{os.sep}"
+    else:
+        what = ", ".join(gz for gz, _ in cls.resources)
+        where = f"{folder / cls.__name__ / 'raw'}{os.sep}"
+    return f"{problem}. Put {what} into {where} (or set {ENV_DATA_ROOT})"
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Hide torchvision's "Downloading ..." lines, printed even when it only extracts."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float | None) -> Iterator[None]:
+    """Temporarily set the default socket timeout (None: leave it alone)."""
+    if seconds is None:
+        yield
+        return
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+# --------------------------------------------------------------------------- shared copies
+
+_SHARED_FOLDERS = ("MNIST", "FashionMNIST")
+
+
+def copy_shared_data(
+    src: str | os.PathLike, root: str | os.PathLike | None = None
+) -> list[Path]:
+    """Copy ``src/{MNIST,FashionMNIST}/raw/*.gz`` into the data root.
+
+    Files already present with the same size are skipped. Returns the paths
+    that were written. Raises FileNotFoundError if ``src`` holds none of them.
+    """
+    src = Path(src).expanduser()
+    dest_root = data_root(root)
+    sources = [p for sub in _SHARED_FOLDERS for p in sorted((src / sub / "raw").glob("*.gz"))]
+    if not sources:
+        raise FileNotFoundError(
+            f"no {'/'.join(_SHARED_FOLDERS)} .gz files under {src} "
+            f"(expected {src / 'MNIST' / 'raw' / '*.gz'})"
+        )
+    written = []
+    for path in sources:
+        target = dest_root / path.relative_to(src)
+        if target.is_file() and target.stat().st_size == path.stat().st_size:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Copy contents only (not the read-only mode of the shared files), and
+        # rename into place so an interrupted copy never looks complete.
+        partial = target.with_name(target.name + ".part")
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)
+        written.append(target)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m course_utils.data [--copy-from SRC] [--root DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.data",
+        description="Show the data root, or copy shared MNIST/Fashion-MNIST files into it.",
+    )
+    parser.add_argument("--copy-from", metavar="SRC", help="folder laid out as SRC/MNIST/raw/*.gz")
+    parser.add_argument("--root", help=f"data root (default: ${ENV_DATA_ROOT} or <repo>/data)")
+    args = parser.parse_args(argv)
+
+    root = data_root(args.root)
+    if args.copy_from:
+        written = copy_shared_data(args.copy_from, root)
+        print(f"copied {len(written)} file(s) into {root}")
+    print(f"data root: {root}")
+    for name in DATASETS:
+        state = _local_state(_TV_CLASS[name], root) or "missing"
+        print(f"  {name:14s} {state}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

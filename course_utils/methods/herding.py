@@ -1,0 +1,73 @@
+"""Herding (Welling, ICML 2009): pick images whose running feature mean tracks the class mean.
+
+For class c with features f_i and mean μ_c, after choosing S_{k-1} (sum s_{k-1}) take
+
+    i_k = argmin_{i ∉ chosen} ‖ μ_c − (s_{k-1} + f_i) / k ‖²
+        = argmin_i  ‖f_i‖² − 2 f_i·(k μ_c − s_{k-1})          (terms without i dropped)
+
+All classes advance together: features are padded to C×n_max×d and each step is one batched
+matrix-vector product. The DC paper herds in the feature space of a ConvNet trained on the full
+data: pass that network as ``model``; ``model=None`` herds in pixel space.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..data import ImageSet
+from ..synthetic import SyntheticSet
+from .selection import as_synthetic, candidate_pool, check_ipc
+
+
+@torch.inference_mode()
+def embed(images: torch.Tensor, model: nn.Module | None, batch_size: int = 500) -> torch.Tensor:
+    """Features used for herding: ``model.embed`` in eval mode, or flattened pixels."""
+    if model is None:
+        return images.flatten(1).float()
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model.embed(images[i:i + batch_size].to(device)).float()
+                      for i in range(0, len(images), batch_size)]).to(images.device)
+
+
+def herd(features: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: int) -> torch.Tensor:
+    """Positions (into ``features``) of the ``ipc`` herding choices of every class, in choice order."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    n_max = int(counts.max())
+    order = torch.argsort(labels, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(len(labels), device=labels.device) - starts[labels[order]]
+    feats = features.new_zeros(num_classes, n_max, features.shape[1])
+    feats[labels[order], slot] = features[order]
+    position = torch.full((num_classes, n_max), -1, dtype=torch.long, device=labels.device)
+    position[labels[order], slot] = order
+    valid = position >= 0
+    mu = feats.sum(1) / counts.clamp(min=1).unsqueeze(1).to(feats.dtype)
+    sq = (feats * feats).sum(2)
+    running = torch.zeros_like(mu)
+    taken = ~valid
+    rows = torch.arange(num_classes, device=labels.device)
+    chosen = []
+    for k in range(1, ipc + 1):
+        target = k * mu - running                                   # C×d
+        score = sq - 2 * torch.bmm(feats, target.unsqueeze(2)).squeeze(2)
+        score = score.masked_fill(taken, float("inf"))
+        pick = score.argmin(1)                                      # C
+        taken[rows, pick] = True
+        running += feats[rows, pick]
+        chosen.append(position[rows, pick])
+    return torch.stack(chosen, 1).flatten()
+
+
+def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: nn.Module | None = None,
+            callback=None, pool_per_class: int | None = None) -> SyntheticSet:
+    """Herding coreset of ``ipc`` images per class, chosen among ``pool_per_class`` per class (None = all)."""
+    check_ipc(ipc, train_set)
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"herding needs a trained network (nn.Module) or None for pixel space, got {model!r}")
+    pool = candidate_pool(train_set, pool_per_class, generator)
+    feats = embed(train_set.images[pool], model)
+    picks = herd(feats, train_set.labels[pool], ipc, train_set.num_classes)
+    return as_synthetic(train_set, pool[picks], "herding", ipc, pool_per_class=pool_per_class,
+                        features="model" if model is not None else "pixels")

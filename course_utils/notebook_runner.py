@@ -1,0 +1,97 @@
+"""Run the course's notebooks with papermill and print a table of every result at the end.
+
+    python -m course_utils.notebook_runner --profile quick                # every notebook (make course)
+    python -m course_utils.notebook_runner --profile standard -p dataset fashion_mnist 00 01
+
+Executed notebooks go to ``output/notebooks`` (git-ignored), result records to ``output/results``.
+Parameter names are checked against each notebook's ``parameters`` cell before anything runs:
+papermill itself would only warn about a typo and silently run the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import results
+from .config import PROFILE_NAMES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def list_notebooks(selection: list[str] | None = None) -> list[Path]:
+    """Numbered notebooks, optionally only those whose name starts with one of ``selection``."""
+    books = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if selection:
+        chosen = [p for p in books if any(p.name.startswith(s) for s in selection)]
+        missing = [s for s in selection if not any(p.name.startswith(s) for p in books)]
+        if missing:
+            raise SystemExit(f"no notebook matches {missing}; available: {', '.join(p.stem for p in books)}")
+        books = chosen
+    return books
+
+
+def declared_parameters(path: Path) -> dict:
+    import papermill as pm
+
+    return pm.inspect_notebook(str(path))
+
+
+def check_parameters(path: Path, parameters: dict) -> None:
+    declared = declared_parameters(path)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise SystemExit(f"{path.name}: unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(declared)}")
+
+
+def _value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def run(profile: str, parameters: dict, selection: list[str] | None, out: Path) -> int:
+    import papermill as pm
+
+    books = list_notebooks(selection)
+    for book in books:  # validate all before running any
+        check_parameters(book, {"profile": profile, **parameters})
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for book in books:
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(book), str(out / book.name), parameters={"profile": profile, **parameters},
+                                cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3")
+            status = "ok"
+        except Exception as exc:  # keep going: the table shows what ran
+            failures += 1
+            status = f"FAILED ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        print(f"[course] {book.stem}: {status} in {time.perf_counter() - t0:.1f} s", flush=True)
+    records = results.load_records()
+    if records:
+        print(results.markdown_table(records, ["experiment", "method", "dataset", "params.ipc",
+                                               "metrics.mean", "metrics.std", "environment.device"]))
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", help="notebook number prefixes (default: all)")
+    parser.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("--out", type=Path, default=results.output_dir() / "notebooks")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("COURSE_OUTPUT_DIR", str(results.output_dir()))
+    params = {name: _value(value) for name, value in args.parameter}
+    return run(args.profile, params, args.notebooks or None, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

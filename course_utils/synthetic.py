@@ -1,0 +1,57 @@
+"""``SyntheticSet``: what every method returns, saved and loaded as one file.
+
+A distilled (or selected) set outlives the notebook that made it: images, labels, an optional
+learned learning rate (trajectory matching learns one) and metadata (method, dataset, ipc,
+hyperparameters, seed, source indices for coresets).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import save_torch
+
+
+@dataclass
+class SyntheticSet:
+    images: torch.Tensor          # N×C×H×W, normalised like the dataset it imitates
+    labels: torch.Tensor          # N, int64 class indices (or N×K soft labels)
+    lr: float | None = None       # learned learning rate to train with, if the method learns one
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"images ({len(self.images)}) and labels ({len(self.labels)}) differ in length")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.meta.get("num_classes", int(self.labels.max()) + 1))
+
+    @property
+    def ipc(self) -> int:
+        """Images per class (the smallest class count)."""
+        return int(torch.bincount(self.labels.long(), minlength=self.num_classes).min())
+
+    def to(self, device: str | torch.device) -> "SyntheticSet":
+        return SyntheticSet(self.images.to(device), self.labels.to(device), self.lr, dict(self.meta))
+
+    def detach(self) -> "SyntheticSet":
+        return SyntheticSet(self.images.detach().clone(), self.labels.clone(), self.lr, dict(self.meta))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """One ``.pt`` file, written atomically."""
+        return save_torch(path, {"images": self.images.detach().cpu(), "labels": self.labels.cpu(),
+                                 "lr": self.lr, "meta": self.meta})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SyntheticSet":
+        blob = torch.load(path, map_location=device, weights_only=False)
+        return cls(blob["images"], blob["labels"], blob.get("lr"), blob.get("meta", {}))

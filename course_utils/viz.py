@@ -1,0 +1,90 @@
+"""Figures that teach: a synthetic set as a grid (one row per class), curves, accuracy-vs-IPC charts.
+
+Everything returns a matplotlib ``Figure``; notebooks display PNG only (nbval compares SVG text).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+
+def to_pixels(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Undo the dataset normalisation and clip to [0, 1] for display (N×C×H×W)."""
+    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images.detach() * std_t + mean_t).clamp(0, 1).cpu()
+
+
+def show_grid(images: torch.Tensor, labels: torch.Tensor, *, class_names: Sequence[str] | None = None,
+              mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,), max_per_class: int = 10,
+              title: str | None = None, cell: float = 0.9) -> Figure:
+    """One row per class, up to ``max_per_class`` images each, class names on the left."""
+    pixels = to_pixels(images, mean, std)
+    labels = labels.detach().cpu()
+    if labels.dim() == 2:  # soft labels: show by their most likely class
+        labels = labels.argmax(1)
+    classes = sorted(set(labels.tolist()))
+    cols = max(1, min(max_per_class, max(int((labels == c).sum()) for c in classes)))
+    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * cell + 1.2, len(classes) * cell), squeeze=False)
+    for r, c in enumerate(classes):
+        members = pixels[labels == c][:cols]
+        for j in range(cols):
+            ax = axes[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(members):
+                img = members[j].permute(1, 2, 0).squeeze(-1)
+                ax.imshow(img.numpy(), cmap="gray" if img.dim() == 2 else None, vmin=0, vmax=1)
+        name = class_names[c] if class_names is not None else str(c)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str = "step",
+                ylabel: str = "", title: str | None = None, logy: bool = False) -> Figure:
+    """Line plot of named (x, y) curves."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, (x, y) in curves.items():
+        ax.plot(list(x), list(y), label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_ipc(table: Mapping[str, Mapping[int, tuple[float, float]]], *, title: str | None = None,
+                         reference: Mapping[str, float] | None = None) -> Figure:
+    """Accuracy (mean ± std) against images per class, one line per method; optional horizontal references."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for method, by_ipc in table.items():
+        ipcs = sorted(by_ipc)
+        means = [by_ipc[i][0] for i in ipcs]
+        stds = [by_ipc[i][1] for i in ipcs]
+        ax.errorbar(ipcs, means, yerr=stds, marker="o", capsize=3, label=method)
+    for name, value in (reference or {}).items():
+        ax.axhline(value, ls="--", color="gray")
+        ax.annotate(name, (ax.get_xlim()[0], value), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("images per class (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

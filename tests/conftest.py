@@ -1,0 +1,51 @@
+"""Fixtures shared by the unit tests: real MNIST from ../shared/data, tiny in-memory sets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_utils import data
+from course_utils.data import ImageSet
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """../shared/data next to the repository (as CI lays it out), or $COURSE_SHARED_DATA."""
+    env = os.environ.get("COURSE_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory, shared_data_dir) -> Path:
+    """A temporary data root holding copies of the shared MNIST / Fashion-MNIST .gz files."""
+    src = shared_data_dir
+    if not (src / "MNIST" / "raw").is_dir():
+        pytest.skip(f"shared MNIST files not found at {src} (expected {src}/MNIST/raw/*.gz; "
+                    "set COURSE_SHARED_DATA to point elsewhere)")
+    root = tmp_path_factory.mktemp("data_root")
+    data.copy_shared_data(src, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_root) -> tuple[ImageSet, ImageSet]:
+    return data.load("mnist", root=mnist_root, download=False)
+
+
+def _blob_set(n_per_class: int = 20, num_classes: int = 10, seed: int = 0, name: str = "mnist") -> ImageSet:
+    """A learnable toy set: each class is a fixed random 28×28 pattern plus noise (no files needed)."""
+    g = torch.Generator().manual_seed(seed)
+    prototypes = torch.randn(num_classes, 1, 28, 28, generator=g)
+    labels = torch.arange(num_classes).repeat_interleave(n_per_class)
+    images = prototypes[labels] + 0.5 * torch.randn(len(labels), 1, 28, 28, generator=g)
+    return ImageSet(images, labels, name)
+
+
+@pytest.fixture
+def blob_set():
+    """Factory of learnable toy sets: ``blob_set(n_per_class=20, num_classes=10, seed=0)``."""
+    return _blob_set

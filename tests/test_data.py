@@ -1,0 +1,318 @@
+"""Tests for course_utils.data: loading, caching, per-class sampling, errors, data root.
+
+MNIST / Fashion-MNIST tests use the original .gz files from ../shared/data (copied
+into a temporary root, never written in place). CIFAR tests write tiny fake
+datasets in CIFAR's on-disk pickle format. No test touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets.cifar as tv_cifar
+from torchvision import datasets as tv_datasets
+
+from course_utils import data
+from course_utils.data import DatasetNotAvailableError, ImageSet
+
+REPO = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _toy_set(counts: list[int]) -> ImageSet:
+    """A small in-memory ImageSet with ``counts[c]`` examples of class c, labels shuffled."""
+    labels = torch.cat([torch.full((k,), c) for c, k in enumerate(counts)])
+    labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))]
+    images = labels.float().view(-1, 1, 1, 1).expand(-1, 1, 28, 28).clone()
+    return ImageSet(images, labels, "mnist")
+
+
+# --------------------------------------------------------------------------- fake CIFAR
+
+
+def _pixel_pattern(n: int) -> np.ndarray:
+    """uint8 N x 3 x 32 x 32 pattern whose value depends on (example, channel, row, col)."""
+    i, c, h, w = np.meshgrid(np.arange(n), np.arange(3), np.arange(32), np.arange(32), indexing="ij")
+    return ((i * 11 + c * 80 + h * 3 + w * 5) % 256).astype(np.uint8)
+
+
+def _write_pickle(path: Path, obj: dict) -> None:
+    # The real files are Python 2 pickles with str keys; torchvision reads them with
+    # encoding="latin1" and indexes entry["data"], so our fake dicts use str keys too.
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def _write_fake_cifar(root: Path, name: str, n_train: int, n_test: int) -> dict:
+    """Write a tiny dataset in the layout torchvision's CIFAR10/CIFAR100 read; return what was written."""
+    cls = {"cifar10": tv_datasets.CIFAR10, "cifar100": tv_datasets.CIFAR100}[name]
+    num_classes = data.dataset_info(name).num_classes
+    label_key = "labels" if name == "cifar10" else "fine_labels"
+    folder = root / cls.base_folder
+    folder.mkdir(parents=True)
+
+    def split(files: list, n: int, offset: int):
+        pixels = _pixel_pattern(n * len(files))
+        labels = (np.arange(n * len(files)) + offset) % num_classes
+        for k, (file_name, _md5) in enumerate(files):
+            part = slice(k * n, (k + 1) * n)
+            _write_pickle(
+                folder / file_name,
+                # CIFAR rows: 1024 red, then 1024 green, then 1024 blue values, each row-major 32x32.
+                {"data": pixels[part].reshape(n, 3072), label_key: labels[part].tolist()},
+            )
+        return pixels, labels
+
+    train = split(cls.train_list, n_train // len(cls.train_list), offset=0)
+    test = split(cls.test_list, n_test, offset=3)
+    names = list(data.dataset_info(name).class_names)
+    _write_pickle(folder / cls.meta["filename"], {cls.meta["key"]: names})
+    return {"train": train, "test": test, "names": names}
+
+
+@pytest.fixture
+def trust_cifar_files(monkeypatch):
+    """Let torchvision accept our fake CIFAR files.
+
+    torchvision checks every CIFAR file against the md5 of the real dataset, in
+    ``CIFAR10._check_integrity`` and again in ``_load_meta`` (for the meta file),
+    both through ``torchvision.datasets.cifar.check_integrity``. Fake files can
+    never match those md5s, so for the test we replace that one function with an
+    existence check. The reading and conversion code under test is unchanged.
+    """
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
+
+
+@pytest.mark.parametrize("name,n_train,n_test", [("cifar10", 100, 20), ("cifar100", 200, 100)])
+def test_fake_cifar_loads_with_right_layout(tmp_path, trust_cifar_files, name, n_train, n_test):
+    written = _write_fake_cifar(tmp_path, name, n_train, n_test)
+    train, test = data.load(name, root=tmp_path, download=False)
+
+    info = data.dataset_info(name)
+    assert (len(train), len(test)) == (n_train, n_test)
+    assert train.images.shape[1:] == (3, 32, 32) and train.images.dtype == torch.float32
+    assert train.labels.dtype == torch.int64
+    assert train.info.class_names == tuple(written["names"]) and len(info.class_names) == info.num_classes
+    for split, loaded in (("train", train), ("test", test)):
+        pixels, labels = written[split]
+        assert torch.equal(loaded.labels, torch.from_numpy(labels).long())
+        # Channel order: denormalised images must give back the CHW pattern we wrote.
+        back = loaded.denormalise(loaded.images).mul(255).round().to(torch.uint8)
+        assert torch.equal(back, torch.from_numpy(pixels))
+
+
+def test_cifar_missing_names_tarball_and_folder(tmp_path):
+    with pytest.raises(DatasetNotAvailableError) as err:
+        data.load_dataset("cifar100", root=tmp_path, download=False)
+    msg = str(err.value)
+    assert str(tmp_path) in msg
+    assert "cifar-100-python.tar.gz" in msg and "cifar-100-python/" in msg
+
+
+# --------------------------------------------------------------------------- MNIST / Fashion-MNIST
+
+
+def test_mnist_loads_from_gz_copies(mnist):
+    train, test = mnist
+    assert (len(train), len(test)) == (60000, 10000)
+    assert train.images.shape == (60000, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
+    assert train.images.dtype == torch.float32 and train.labels.dtype == torch.int64
+    assert (train.labels[0].item(), test.labels[0].item()) == (5, 7)
+    assert abs(train.images.mean().item()) < 0.02
+    assert abs(train.images.std().item() - 1) < 0.02
+    assert train.name == "mnist" and train.num_classes == 10
+
+
+def test_fashion_mnist_loads_and_is_normalised(mnist_root):
+    train, test = data.load("FashionMNIST", root=mnist_root, download=False)
+    assert (len(train), len(test)) == (60000, 10000)
+    assert train.images.shape[1:] == (1, 28, 28)
+    assert (train.labels[0].item(), test.labels[0].item()) == (9, 9)
+    assert abs(train.images.mean().item()) < 0.02
+    assert abs(train.images.std().item() - 1) < 0.02
+    assert train.info.class_names[9] == "Ankle boot"
+
+
+def test_second_load_returns_cached_object(mnist, mnist_root):
+    train, test = mnist
+    assert data.load_dataset("mnist", train=True, root=mnist_root) is train
+    # Another spelling and an equivalent (unresolved) path hit the same cache entry.
+    assert data.load_dataset("MNIST", train=False, root=str(mnist_root / "MNIST" / "..")) is test
+
+
+def test_copy_shared_data_skips_existing_files(mnist_root, shared_data_dir):
+    assert data.copy_shared_data(shared_data_dir, mnist_root) == []
+
+
+def test_cli_copies_and_reports(tmp_path, capsys, mnist_root):
+    assert data.main(["--copy-from", str(mnist_root), "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "copied 8 file(s)" in out and str(tmp_path) in out
+    assert (tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+# --------------------------------------------------------------------------- per-class access
+
+
+def test_indices_by_class_and_counts():
+    counts = [5, 3, 7, 1, 4, 6, 2, 8, 3, 5]
+    ds = _toy_set(counts)
+    assert ds.class_counts.tolist() == counts
+    by_class = ds.indices_by_class
+    assert by_class is ds.indices_by_class  # cached
+    for c, idx in enumerate(by_class):
+        assert idx.dtype == torch.int64 and len(idx) == counts[c]
+        assert (ds.labels[idx] == c).all()
+        assert torch.equal(idx, idx.sort().values)
+    assert torch.equal(torch.cat(by_class).sort().values, torch.arange(len(ds)))
+    assert (ds.images_of_class(2) == 2).all() and len(ds.images_of_class(2)) == 7
+
+
+def test_sample_class_without_replacement():
+    ds = _toy_set([4] * 10)
+    x = ds.sample_class(3, 4, torch.Generator().manual_seed(0))
+    assert x.shape == (4, 1, 28, 28) and (x == 3).all()
+    with pytest.raises(ValueError, match="class 3 has 4"):
+        ds.sample_class(3, 5, torch.Generator())
+    with pytest.raises(IndexError):
+        ds.sample_class(10, 1, torch.Generator())
+
+
+def test_sample_balanced_on_mnist(mnist):
+    train, _ = mnist
+    n = 10
+    idx = train.sample_balanced(n, torch.Generator().manual_seed(0))
+    assert idx.dtype == torch.int64 and len(idx) == n * 10
+    assert len(torch.unique(idx)) == len(idx)
+    assert torch.equal(train.labels[idx], torch.arange(10).repeat_interleave(n))  # class by class
+    assert torch.bincount(train.labels[idx], minlength=10).tolist() == [n] * 10
+
+    same = train.sample_balanced(n, torch.Generator().manual_seed(0))
+    other = train.sample_balanced(n, torch.Generator().manual_seed(1))
+    assert torch.equal(idx, same)
+    assert not torch.equal(idx, other)
+
+
+def test_balanced_subset_and_subset():
+    ds = _toy_set([6] * 10)
+    sub = ds.balanced_subset(2, torch.Generator().manual_seed(0))
+    assert len(sub) == 20 and sub.class_counts.tolist() == [2] * 10
+    assert sub.info is ds.info and sub.name == "mnist"
+    assert (sub.images[:, 0, 0, 0] == sub.labels.float()).all()  # images travel with their labels
+    picked = ds.subset([0, 5])
+    assert torch.equal(picked.labels, ds.labels[[0, 5]])
+
+
+def test_sample_balanced_errors():
+    ds = _toy_set([5, 5, 5, 2, 5, 5, 5, 5, 5, 5])
+    with pytest.raises(ValueError, match=">= 1"):
+        ds.sample_balanced(0, torch.Generator())
+    with pytest.raises(ValueError, match="class 3 has 2"):
+        ds.sample_balanced(3, torch.Generator())
+
+
+def test_to_and_denormalise():
+    ds = _toy_set([2] * 10)
+    assert ds.to("cpu") is ds and ds.device == torch.device("cpu")
+    x = torch.randn(3, 1, 28, 28) * 5
+    out = ds.denormalise(x)
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.allclose(ds.denormalise(torch.zeros(1, 28, 28)), torch.full((1, 28, 28), 0.1307))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_generator_with_data_on_gpu():
+    ds = _toy_set([4] * 10).to("cuda")
+    idx = ds.sample_balanced(2, torch.Generator().manual_seed(0))
+    assert idx.device.type == "cuda"
+    assert torch.equal(idx.cpu(), _toy_set([4] * 10).sample_balanced(2, torch.Generator().manual_seed(0)))
+    assert ds.sample_class(1, 3, torch.Generator()).device.type == "cuda"
+
+
+# --------------------------------------------------------------------------- names and errors
+
+
+def test_dataset_names_and_info():
+    assert data.DATASETS == ("mnist", "fashion_mnist", "cifar10", "cifar100")
+    for spelling, name in [("MNIST", "mnist"), ("FashionMNIST", "fashion_mnist"),
+                           ("fashion-mnist", "fashion_mnist"), ("CIFAR10", "cifar10"),
+                           ("cifar100", "cifar100")]:  # fmt: skip
+        assert data.dataset_info(spelling).name == name
+    info = data.dataset_info("cifar10")
+    assert (info.num_classes, info.channels, info.image_size) == (10, 3, 32)
+    assert info.mean == (0.4914, 0.4822, 0.4465) and info.std == (0.2023, 0.1994, 0.2010)
+    assert data.dataset_info("cifar100").num_classes == len(data.dataset_info("cifar100").class_names) == 100
+    with pytest.raises(AttributeError):
+        info.num_classes = 3  # frozen
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        data.load_dataset("mnsit")
+    msg = str(err.value)
+    assert "'mnsit'" in msg
+    assert all(name in msg for name in data.DATASETS)
+
+
+def test_missing_files_without_download(tmp_path):
+    with pytest.raises(DatasetNotAvailableError) as err:
+        data.load_dataset("fashion_mnist", root=tmp_path, download=False)
+    assert isinstance(err.value, FileNotFoundError)
+    msg = str(err.value)
+    assert str(tmp_path / "FashionMNIST" / "raw") in msg
+    for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):  # fmt: skip
+        assert f in msg
+
+
+def test_unreadable_files_are_a_clear_error(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # fmt: skip
+        (raw / f).write_bytes(b"not an idx file")
+    with pytest.raises(DatasetNotAvailableError, match="could not be read") as err:
+        data.load_dataset("mnist", root=tmp_path, download=False)
+    assert err.value.__cause__ is not None and str(raw) in str(err.value)
+
+
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    """A network failure inside torchvision becomes DatasetNotAvailableError, bounded by a timeout."""
+    seen = {}
+
+    def offline_download(self):
+        seen["timeout"] = socket.getdefaulttimeout()
+        raise urllib.error.URLError("no network in this test")
+
+    monkeypatch.setattr(tv_datasets.MNIST, "download", offline_download)
+    before = socket.getdefaulttimeout()
+    with pytest.raises(DatasetNotAvailableError) as err:
+        data.load_dataset("mnist", root=tmp_path, download=True)
+    assert isinstance(err.value.__cause__, urllib.error.URLError)
+    assert "could not be downloaded" in str(err.value) and "no network" in str(err.value)
+    assert str(tmp_path / "MNIST" / "raw") in str(err.value)
+    assert seen["timeout"] is not None and seen["timeout"] <= 60
+    assert socket.getdefaulttimeout() == before  # restored
+
+
+# --------------------------------------------------------------------------- data root
+
+
+def test_data_root_explicit_and_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_ROOT", str(tmp_path / "env"))
+    assert data.data_root() == tmp_path / "env"
+    assert data.data_root(tmp_path / "explicit") == tmp_path / "explicit"
+
+
+def test_data_root_default_ignores_cwd(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_DATA_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert data.data_root() == REPO / "data"

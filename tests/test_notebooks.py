@@ -1,0 +1,79 @@
+"""Notebook contracts: one typed parameters cell, profiles that fit it, papermill runs, unknown names fail.
+
+nbval executes every notebook as committed (``pytest`` collects ``notebooks/`` with ``--nbval-lax``); these tests
+check the papermill side: a profile file drives a run, and a parameter name the notebook does not declare is an
+error instead of papermill's warning.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import papermill as pm
+import pytest
+import yaml
+
+from course_utils import config, notebook_runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PROFILE_FILES = sorted((ROOT / "profiles").glob("*.yaml"))
+NB00 = ROOT / "notebooks" / "00_introduction_and_baselines.ipynb"
+
+
+def test_there_are_notebooks_and_profiles():
+    assert NB00 in NOTEBOOKS
+    assert {p.stem for p in PROFILE_FILES} == set(config.PROFILE_NAMES)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_structure(path):
+    nb = json.loads(path.read_text())
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "papermill needs exactly one cell tagged 'parameters'"
+    declared = pm.inspect_notebook(str(path))
+    assert {"profile", "dataset", "seed"} <= set(declared)
+    assert all(p["inferred_type_name"] != "None" for p in declared.values()), "annotate every parameter"
+    for profile in PROFILE_FILES:
+        assert set(yaml.safe_load(profile.read_text())) <= set(declared), profile.name
+    for i, cell in enumerate(nb["cells"]):
+        assert not any(o.get("output_type") == "error" for o in cell.get("outputs", [])), f"stored error in cell {i}"
+    assert "Exercises" in "".join(nb["cells"][-1]["source"])
+
+
+def _papermill(args, tmp_path, timeout):
+    env = dict(os.environ, COURSE_OUTPUT_DIR=str(tmp_path / "output"), CI="true", TQDM_DISABLE="1")
+    return subprocess.run([sys.executable, "-m", "papermill", "--cwd", str(ROOT / "notebooks"), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_undeclared_parameter_fails_instead_of_warning(tmp_path):
+    out = tmp_path / "out.ipynb"
+    proc = _papermill([str(NB00), str(out), "-f", str(ROOT / "profiles" / "quick.yaml"), "-p", "eval_epoch", "3"],
+                      tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert "unknown parameter(s) 'eval_epoch'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "output").exists(), "nothing may run after the check cell fails"
+
+
+def test_runner_rejects_undeclared_parameter_before_running():
+    with pytest.raises(SystemExit, match="unknown parameter.*ipcc"):
+        notebook_runner.main(["00", "-p", "ipcc", "5"])
+    with pytest.raises(SystemExit, match="no notebook matches"):
+        notebook_runner.main(["99"])
+
+
+@pytest.mark.slow
+def test_papermill_runs_notebook_00_with_a_profile_file(tmp_path):
+    out = tmp_path / "00.ipynb"
+    proc = _papermill([str(NB00), str(out), "-f", str(ROOT / "profiles" / "quick.yaml"), "-y", "ipcs: [1, 10]"],
+                      tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    executed = json.loads(out.read_text())
+    assert executed["metadata"]["papermill"]["parameters"] == {"profile": "quick", "ipcs": [1, 10]}
+    records = list((tmp_path / "output" / "results" / "00_introduction_and_baselines").glob("*.json"))
+    assert len(records) == 1 + 3 * 2  # full data + 3 coresets × 2 IPCs
+    ipcs = {json.loads(r.read_text())["params"].get("ipc") for r in records}
+    assert ipcs == {None, 1, 10}

@@ -1,0 +1,67 @@
+"""Result records, atomic writes and SyntheticSet files."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from course_utils import atomic, results
+from course_utils.synthetic import SyntheticSet
+
+
+def _record(seed=0, ipc=10):
+    return results.make_record("00_test", method="random", dataset="mnist", params={"ipc": ipc, "model": "convnet"},
+                               seed=seed, device="cpu", metrics={"mean": 91.5, "std": torch.tensor(0.5)},
+                               timings={"evaluate": 1.25})
+
+
+def test_record_carries_parameters_seed_device_and_versions():
+    rec = _record()
+    assert rec["params"]["ipc"] == 10 and rec["seed"] == 0 and rec["metrics"]["std"] == 0.5
+    env = rec["environment"]
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu" and "torchvision" in env
+    json.dumps(rec)  # JSON-serialisable
+
+
+def test_save_and_load_round_trip_leaves_no_temporary_files(tmp_path):
+    paths = [results.save_record(_record(seed=s), tmp_path) for s in (0, 1)]
+    assert all(p.exists() for p in paths) and len({p.name for p in paths}) == 2
+    assert [r["seed"] for r in results.load_records(tmp_path, "00_test")] == [0, 1]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_output_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
+    path = results.save_record(_record())
+    assert path.is_relative_to(tmp_path) and results.load_records()[0]["method"] == "random"
+
+
+def test_markdown_table():
+    table = results.markdown_table([_record()], ["method", "params.ipc", "metrics.mean", "missing.key"])
+    assert table.splitlines()[2] == "| random | 10 | 91.50 |  |"
+
+
+def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "state.json"
+    atomic.write_json(target, {"step": 1})
+
+    class Boom:
+        def __repr__(self):
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic.write_json(target, {"step": Boom()})  # json.dump calls default=str -> repr -> raises
+    assert json.load(open(target)) == {"step": 1}
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_synthetic_set_save_load(tmp_path):
+    syn = SyntheticSet(torch.randn(6, 1, 28, 28), torch.tensor([0, 0, 1, 1, 2, 2]), lr=0.02,
+                       meta={"method": "dc", "num_classes": 3})
+    path = syn.save(tmp_path / "sets" / "dc.pt")
+    back = SyntheticSet.load(path)
+    assert torch.equal(back.images, syn.images) and torch.equal(back.labels, syn.labels)
+    assert back.lr == 0.02 and back.meta["method"] == "dc" and back.ipc == 2 and len(back) == 6
+    with pytest.raises(ValueError, match="differ in length"):
+        SyntheticSet(torch.zeros(2, 1, 2, 2), torch.zeros(3, dtype=torch.long))

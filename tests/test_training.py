@@ -1,0 +1,92 @@
+"""The evaluation protocol: N accuracies, reproducibility, schedule, errors."""
+
+import pytest
+import torch
+
+from course_utils import training
+from course_utils.synthetic import SyntheticSet
+
+SMALL = {"width": 8, "depth": 2}
+
+
+def test_evaluate_returns_one_accuracy_per_model(blob_set):
+    train, test = blob_set(5), blob_set(10, seed=0)
+    result = training.evaluate(train.images, train.labels, test, model_kwargs=SMALL, num_models=3, epochs=3, seed=0)
+    assert len(result.accuracies) == 3 and len(result.train_seconds) == 3
+    assert all(0 <= a <= 100 for a in result.accuracies)
+    assert result.std >= 0 and min(result.accuracies) <= result.mean <= max(result.accuracies)
+    assert result.seconds > 0 and result.num_images == 50 and result.epochs == 3
+    assert "±" in str(result) and result.as_dict()["mean"] == result.mean
+
+
+def test_training_learns_a_separable_set(blob_set):
+    train = blob_set(10)
+    result = training.evaluate(train.images, train.labels, train, model_kwargs=SMALL, num_models=1, epochs=15)
+    assert result.mean > 90  # prototypes + noise: trivially learnable, so the loop really trains
+
+
+def test_same_seed_bit_identical_different_seed_differs(blob_set):
+    train, test = blob_set(5), blob_set(10, seed=1)
+    run = lambda seed: training.evaluate(train.images, train.labels, test, model_kwargs=SMALL, num_models=2,
+                                         epochs=2, seed=seed, dsa=True)
+    a, b, c = run(0), run(0), run(1)
+    assert a.accuracies == b.accuracies
+    assert a.accuracies != c.accuracies or a.train_seconds != c.train_seconds
+
+
+def test_model_init_is_reproducible_and_leaves_global_rng_alone(blob_set):
+    info = blob_set(1).info
+    state = torch.get_rng_state()
+    m1, m2 = training.make_model("convnet", info, 7), training.make_model("convnet", info, 7)
+    assert torch.equal(state, torch.get_rng_state())
+    assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters()))
+
+
+def test_lr_decays_tenfold_at_half_the_epochs(blob_set, monkeypatch):
+    seen = []
+    real_step = torch.optim.SGD.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    train = blob_set(2)  # 20 images: one batch per epoch
+    net = training.make_model("convnet", train.info, 0, **SMALL)
+    training.train(net, train.images, train.labels, epochs=4, generator=torch.Generator().manual_seed(0))
+    assert seen == pytest.approx([0.01, 0.01, 0.001, 0.001])
+
+
+def test_divergence_names_the_epoch_and_cause(blob_set):
+    train = blob_set(2)
+    bad = train.images.clone()
+    bad[0] = float("nan")
+    net = training.make_model("convnet", train.info, 0, **SMALL)
+    with pytest.raises(FloatingPointError, match="epoch 1/2.*learning rate"):
+        training.train(net, bad, train.labels, epochs=2, generator=torch.Generator().manual_seed(0))
+
+
+def test_synthetic_set_trains_with_its_learned_lr(blob_set, monkeypatch):
+    lrs = []
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: lrs.append(k["lr"]) or real_train(*a, **k))
+    train = blob_set(2)
+    syn = SyntheticSet(train.images, train.labels, lr=0.005)
+    training.evaluate_set(syn, train, model_kwargs=SMALL, num_models=1, epochs=1)
+    assert lrs == [0.005]
+
+
+def test_full_data_baseline_returns_the_trained_network(blob_set):
+    train, test = blob_set(10), blob_set(5, seed=0)
+    net, result = training.train_full(train, test, epochs=2, model_kwargs=SMALL)
+    assert isinstance(net, torch.nn.Module) and len(result.accuracies) == 1 and result.num_images == 100
+
+
+def test_bad_arguments(blob_set):
+    train = blob_set(1)
+    with pytest.raises(ValueError, match="num_models"):
+        training.evaluate(train.images, train.labels, train, num_models=0)
+    with pytest.raises(ValueError, match="epochs"):
+        training.Protocol(epochs=0)
+    with pytest.raises(ValueError, match="unknown model"):
+        training.evaluate(train.images, train.labels, train, model="convnett", epochs=1)
