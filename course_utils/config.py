@@ -56,6 +56,13 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 
 
+#: Settings only one notebook uses, per profile, merged over ``PROFILES`` by ``resolve(profile, notebook=...)``.
+#: Each notebook owns its entry.
+NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "00_introduction_and_baselines": {"quick": {}, "standard": {}, "full": {}},
+}
+
+
 class Settings(dict):
     """A dict with attribute access (``cfg.eval_epochs``) that records what a run used."""
 
@@ -117,14 +124,17 @@ def validate(settings: Mapping[str, Any]) -> None:
         _check_one(key, value)
 
 
-def resolve(profile: str = "quick", **parameters: Any) -> Settings:
-    """Settings of ``profile`` with every non-``None`` parameter overriding the profile's value.
+def resolve(profile: str = "quick", notebook: str | None = None, **parameters: Any) -> Settings:
+    """Settings of ``profile`` (and of ``notebook``'s own entry) with every non-``None`` parameter overriding.
 
     >>> resolve("quick", dataset="fashion_mnist").eval_epochs
     50
     """
     _choices("profile", profile, PROFILE_NAMES)
     settings = Settings(PROFILES[profile])
+    if notebook is not None:
+        _choices("notebook", notebook, tuple(NOTEBOOK_PROFILES))
+        settings.update(NOTEBOOK_PROFILES[notebook][profile])
     settings["profile"] = profile
     for key, value in parameters.items():
         if value is not None:

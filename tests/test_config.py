@@ -53,3 +53,13 @@ def test_known_injected_parameters_pass_and_plain_runs_are_not_checked():
     assert config.check_notebook_parameters({"In": history}) == ["profile", "seed"]
     assert config.check_notebook_parameters({"In": ["", PARAMETERS_CELL]}) == []   # no papermill
     assert config.check_notebook_parameters({}) == []                              # no IPython
+
+
+def test_notebook_entries_merge_over_the_shared_profile():
+    for notebook, entry in config.NOTEBOOK_PROFILES.items():
+        assert set(entry) == set(config.PROFILE_NAMES), notebook
+        for profile in config.PROFILE_NAMES:
+            cfg = config.resolve(profile, notebook=notebook)
+            assert all(cfg[k] == v or isinstance(v, list) for k, v in entry[profile].items())
+    with pytest.raises(ValueError, match="notebook='99_nothing'"):
+        config.resolve("quick", notebook="99_nothing")
