@@ -26,10 +26,15 @@ data: install
 course: data
 	$(PY) -m course_utils.notebook_runner --profile $(PROFILE)
 
-# pytest exits 5 when it collected no test: a test run that tests nothing is a failure here.
+# Unit tests, then every notebook under nbval, each with a timing line. pytest exits 5 when it collected
+# no test: a test run that tests nothing is a failure here.
 test: data
-	@$(PY) -m pytest; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	@status=0; for suite in tests notebooks; do \
+	  start=$$(date +%s); $(PY) -m pytest $$suite; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $$suite/: failing"; rc=1; fi; \
+	  echo "[test] $$suite: rc=$$rc in $$(( $$(date +%s) - start )) s"; \
+	  [ $$rc -eq 0 ] || status=$$rc; \
+	done; exit $$status
 
 benchmark: data
 	$(PY) benchmarks/bench_protocol.py

@@ -55,16 +55,9 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, (x, y) in curves.items():
         ax.plot(list(x), list(y), label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel, ylabel, title)
 
 
 def plot_accuracy_vs_ipc(table: Mapping[str, Mapping[int, tuple[float, float]]], *, title: str | None = None,
@@ -80,8 +73,13 @@ def plot_accuracy_vs_ipc(table: Mapping[str, Mapping[int, tuple[float, float]]],
         ax.axhline(value, ls="--", color="gray")
         ax.annotate(name, (ax.get_xlim()[0], value), textcoords="offset points", xytext=(4, 3), fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("images per class (log scale)")
-    ax.set_ylabel("test accuracy (%)")
+    return _finish(fig, ax, "images per class (log scale)", "test accuracy (%)", title)
+
+
+def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str | None) -> Figure:
+    """Labels, title, light grid, legend: the common ending of every line plot."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)

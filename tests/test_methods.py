@@ -25,8 +25,8 @@ def test_class_balance_and_reproducibility(name, blob_set):
 def test_errors_name_the_bad_value(blob_set):
     train = blob_set(4)
     g = torch.Generator().manual_seed(0)
-    with pytest.raises(ValueError, match="unknown method 'dc'.*random, herding, forgetting"):
-        methods.get_method("dc")
+    with pytest.raises(ValueError, match="unknown method 'dcc'.*random, herding, forgetting"):
+        methods.get_method("dcc")
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match="ipc"):
             methods.distill("random", train, bad, generator=g)

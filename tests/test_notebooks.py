@@ -77,3 +77,26 @@ def test_papermill_runs_notebook_00_with_a_profile_file(tmp_path):
     assert len(records) == 1 + 3 * 2  # full data + 3 coresets × 2 IPCs
     ipcs = {json.loads(r.read_text())["params"].get("ipc") for r in records}
     assert ipcs == {None, 1, 10}
+
+
+def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkeypatch, capsys):
+    """``make course``'s path: papermill each notebook, then one table from every record written."""
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('profile: str = "quick"  # profile\nseed: int = 0  # seed')
+    params.metadata["tags"] = ["parameters"]
+    book.cells = [params, nbformat.v4.new_code_cell(
+        "from course_utils import results\n"
+        "results.save_record(results.make_record('99_tiny', method='m', dataset='mnist', params={'ipc': 1},\n"
+        "    seed=seed, device='cpu', metrics={'mean': 12.5, 'std': 0.0}))")]
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(book, str(folder / "99_tiny.ipynb"))
+    monkeypatch.setattr(notebook_runner, "NOTEBOOK_DIR", folder)
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path / "output"))
+    assert notebook_runner.main(["--out", str(tmp_path / "executed"), "-p", "seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "[course] 99_tiny: ok" in out and "| 99_tiny | m | mnist | 1 | 12.50 |" in out
+    assert (tmp_path / "executed" / "99_tiny.ipynb").exists()

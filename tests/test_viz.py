@@ -1,0 +1,25 @@
+"""Figures build without a display and carry what they claim."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import torch  # noqa: E402
+
+from course_utils import viz  # noqa: E402
+
+
+def test_grid_has_one_row_per_class_and_undoes_normalisation():
+    images = torch.zeros(6, 1, 28, 28)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    fig = viz.show_grid(images, labels, class_names=["a", "b", "c"], mean=(0.5,), std=(0.25,), max_per_class=4)
+    assert len(fig.axes) == 3 * 2  # 3 classes × 2 images (the most any class has)
+    assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["a", "b", "c"]
+    assert torch.allclose(viz.to_pixels(images, (0.5,), (0.25,)), torch.full((6, 1, 28, 28), 0.5))
+
+
+def test_curves_and_accuracy_plot():
+    fig = viz.plot_curves({"loss": ([0, 1, 2], [3.0, 2.0, 1.0])}, xlabel="step", logy=True, title="t")
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_title() == "t"
+    fig = viz.plot_accuracy_vs_ipc({"random": {1: (50.0, 1.0), 10: (80.0, 2.0)}}, reference={"full": 99.0})
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_ylabel() == "test accuracy (%)"
