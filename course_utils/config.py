@@ -60,6 +60,33 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 #: Each notebook owns its entry.
 NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "00_introduction_and_baselines": {"quick": {}, "standard": {}, "full": {}},
+    "01_ridge_regression_closed_form": {
+        # The closed forms always run at full size (all training images); only KIP is shortened.
+        "quick": {"feature_map": "random_network", "kip_steps": 200, "kip_batch_size": 1000, "kip_lr": 0.01,
+                  "figure_datasets": ("mnist", "fashion_mnist")},
+        "standard": {"feature_map": "random_network", "kip_steps": 3000, "kip_batch_size": 5000, "kip_lr": 0.01,
+                     "figure_datasets": ("mnist", "fashion_mnist")},
+        "full": {"feature_map": "random_network", "kip_steps": 30000, "kip_batch_size": 5000, "kip_lr": 0.01,
+                 "figure_datasets": ("mnist", "fashion_mnist")},          # KIP as in the paper; CIFAR by parameter
+    },
+    "02_bilevel_distillation": {
+        # quick: a few hundred outer steps with large Adam rates, LeNet, a reduced random-init run (2 images/class, T=6)
+        "quick": dict(model="lenet", dd_fixed_steps=400, dd_random_steps=300, dd_random_ipc=2,
+                      dd_random_distill_steps=2, dd_distill_epochs=3, dd_batch_size=256, dd_image_lr=0.1,
+                      dd_step_lr=0.02, dd_lr_init=0.1, dd_decay_every=200, dd_eval_models=20, dd_checkpoint=False,
+                      cost_unroll_lengths=(1, 2, 4, 8, 16, 32), cost_batch_size=256),
+        # standard (one GPU, not yet run): the paper's random-init setting (100 images, T=30, batch 1024), fewer steps
+        "standard": dict(model="lenet", dd_fixed_steps=5000, dd_random_steps=5000, dd_random_ipc=10,
+                         dd_random_distill_steps=10, dd_distill_epochs=3, dd_batch_size=1024, dd_image_lr=0.05,
+                         dd_step_lr=0.02, dd_lr_init=0.1, dd_decay_every=1500, dd_eval_models=200, dd_checkpoint=True,
+                         cost_unroll_lengths=(1, 2, 4, 8, 16, 32, 64, 128), cost_batch_size=1024),
+        # full: the reference defaults: 400 epochs of 59 real batches of 1024, Adam 0.01, η0 0.02, halved every 40 epochs
+        "full": dict(model="lenet", dd_fixed_steps=23600, dd_random_steps=23600, dd_random_ipc=10,
+                     dd_random_distill_steps=10, dd_distill_epochs=3, dd_batch_size=1024, dd_image_lr=0.01,
+                     dd_step_lr=0.01, dd_lr_init=0.02, dd_decay_every=2360, dd_eval_models=200, dd_checkpoint=True,
+                     cost_unroll_lengths=(1, 2, 4, 8, 16, 32, 64, 128), cost_batch_size=1024),
+    },
+    "03_gradient_matching": {"quick": {}, "standard": {}, "full": {}},
 }
 
 

@@ -33,12 +33,19 @@ class SyntheticSet:
 
     @property
     def num_classes(self) -> int:
-        return int(self.meta.get("num_classes", int(self.labels.max()) + 1))
+        if "num_classes" in self.meta:
+            return int(self.meta["num_classes"])
+        return self.labels.shape[1] if self.labels.dim() == 2 else int(self.labels.max()) + 1
+
+    @property
+    def hard_labels(self) -> torch.Tensor:
+        """Class index of every image (the most likely class for soft N×K labels)."""
+        return self.labels.argmax(1) if self.labels.dim() == 2 else self.labels.long()
 
     @property
     def ipc(self) -> int:
         """Images per class (the smallest class count)."""
-        return int(torch.bincount(self.labels.long(), minlength=self.num_classes).min())
+        return int(torch.bincount(self.hard_labels, minlength=self.num_classes).min())
 
     def to(self, device: str | torch.device) -> "SyntheticSet":
         return SyntheticSet(self.images.to(device), self.labels.to(device), self.lr, dict(self.meta))

@@ -65,3 +65,9 @@ def test_synthetic_set_save_load(tmp_path):
     assert back.lr == 0.02 and back.meta["method"] == "dc" and back.ipc == 2 and len(back) == 6
     with pytest.raises(ValueError, match="differ in length"):
         SyntheticSet(torch.zeros(2, 1, 2, 2), torch.zeros(3, dtype=torch.long))
+
+
+def test_soft_labels_count_by_their_most_likely_class():
+    soft = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    syn = SyntheticSet(torch.zeros(4, 1, 2, 2), soft)
+    assert syn.num_classes == 2 and syn.ipc == 2 and syn.hard_labels.tolist() == [0, 1, 0, 1]

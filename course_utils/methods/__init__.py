@@ -18,6 +18,9 @@ _MODULES = {
     "random": "random_subset",
     "herding": "herding",
     "forgetting": "forgetting",
+    "krr_closed_form": "krr_closed_form",   # notebook 01
+    "kip": "kip",                           # notebook 01
+    "dd": "bilevel",                        # notebook 02
 }
 METHOD_NAMES = tuple(_MODULES)
 
