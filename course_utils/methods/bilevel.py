@@ -69,7 +69,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..atomic import save_torch
+from .. import checkpoint as checkpoint_io
 from ..data import ImageSet
 from ..repro import derive_seed, resolve_device
 from ..synthetic import SyntheticSet
@@ -266,13 +266,10 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
     start = 0
 
     path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location=device, weights_only=False)
-        same = {k: v for k, v in state["hparams"].items() if k != "steps"} == \
-            {k: v for k, v in hparams.items() if k != "steps"}
-        if not same or state["ipc"] != ipc or state["dataset"] != train_set.name:
-            raise ValueError(f"checkpoint {path} was written by another run ({state['hparams']}, ipc "
-                             f"{state['ipc']}, {state['dataset']}); delete it or pass another checkpoint path")
+    # A run may be continued with more steps, so the step count is not part of its identity.
+    identity = {"hparams": {k: v for k, v in hparams.items() if k != "steps"}, "ipc": ipc, "dataset": train_set.name}
+    state = checkpoint_io.load(path, identity, map_location=device)
+    if state is not None:
         if state["step"] > steps:
             raise ValueError(f"checkpoint {path} is at outer step {state['step']}, beyond steps={steps}; "
                              f"pass steps >= {state['step']} (a run may be continued, not shortened)")
@@ -289,7 +286,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
         history, start = state["history"], state["step"]
 
     def save_checkpoint(step: int) -> None:
-        save_torch(path, {"hparams": hparams, "ipc": ipc, "dataset": train_set.name, "step": step,
+        checkpoint_io.save(path, identity, {"step": step,
                           "images": images.detach().cpu(), "rho": rho.detach().cpu(),
                           "opt_images": opt_images.state_dict(), "opt_rho": opt_rho.state_dict(),
                           "schedulers": [s.state_dict() for s in schedulers],

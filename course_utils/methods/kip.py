@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .. import feature_maps, ridge
-from ..atomic import save_torch
+from .. import checkpoint as checkpoint_io
 from ..data import ImageSet
 from ..progress import progress
 from ..repro import derive_seed
@@ -127,12 +127,9 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model=
     start = 0
 
     path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)   # the generator state stays on the CPU
-        if (state["hparams"], state["ipc"], state["dataset"], state["feature_map"]) != \
-                (hparams, ipc, train_set.name, fmap.spec):
-            raise ValueError(f"checkpoint {path} was written by another run ({state['hparams']}, ipc {state['ipc']}, "
-                             f"{state['dataset']}, {state['feature_map']}); delete it or pass another checkpoint path")
+    identity = {"hparams": hparams, "ipc": ipc, "dataset": train_set.name, "feature_map": fmap.spec}
+    state = checkpoint_io.load(path, identity)   # the generator state stays on the CPU
+    if state is not None:
         with torch.no_grad():
             X_S.copy_(state["X_S"])
             Y_S.copy_(state["Y_S"])
@@ -141,8 +138,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model=
         losses, start = list(state["losses"]), int(state["step"])
 
     def save(step: int) -> None:
-        save_torch(path, {"hparams": hparams, "ipc": ipc, "dataset": train_set.name, "feature_map": fmap.spec,
-                          "X_S": X_S.detach(), "Y_S": Y_S.detach(), "optimizer": opt.state_dict(),
+        checkpoint_io.save(path, identity, {"X_S": X_S.detach(), "Y_S": Y_S.detach(), "optimizer": opt.state_dict(),
                           "generator": generator.get_state(), "losses": losses, "step": step})
 
     with ridge.single_thread():                       # every step is small dense algebra (m <= a few hundred)
