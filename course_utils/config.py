@@ -86,7 +86,37 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                      dd_step_lr=0.01, dd_lr_init=0.02, dd_decay_every=2360, dd_eval_models=200, dd_checkpoint=True,
                      cost_unroll_lengths=(1, 2, 4, 8, 16, 32, 64, 128), cost_batch_size=1024),
     },
-    "03_gradient_matching": {"quick": {}, "standard": {}, "full": {}},
+    "03_gradient_matching": {
+        # quick: 2 CPU cores. lr_img 1.0 (10x the papers') compresses the papers' 1000 outer iterations into 30;
+        # 64 real images per class per matching step (the papers: 256); IPC 10 gets 2 iterations with a
+        # 10-epoch inner loop (the schedule: 50); small cross-architecture and NAS budgets (the NAS reference
+        # ranking trains each candidate on 100 real images per class for 20 epochs instead of the full data).
+        "quick": dict(
+            ipcs=(1, 10), ipc1_iterations=30, large_ipc_iterations=2, large_ipc_inner_loop=10, batch_real=64,
+            lr_img=1.0, large_ipc_methods=("dc",),
+            cross_ipc=1, cross_distil_archs=("convnet",), cross_train_archs=("convnet", "mlp", "lenet", "vgg11"),
+            cross_eval_models=1, cross_test_per_class=50,
+            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(16,), nas_full_per_class=100, nas_full_epochs=20,
+        ),
+        # standard: one GPU, the papers' hyperparameters, 1000 iterations at IPC 1 and 100 at IPC 10/50.
+        "standard": dict(
+            ipcs=(1, 10, 50), ipc1_iterations=1000, large_ipc_iterations=100, large_ipc_inner_loop=None,
+            batch_real=256, lr_img=0.1, large_ipc_methods=("dc", "dsa"),
+            cross_ipc=10, cross_distil_archs=("convnet", "mlp", "lenet", "alexnet"),
+            cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"), cross_eval_models=5,
+            cross_test_per_class=None,
+            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(32, 64, 256), nas_full_per_class=None, nas_full_epochs=10,
+        ),
+        # full: the papers' settings (1000 iterations everywhere, every architecture distils).
+        "full": dict(
+            ipcs=(1, 10, 50), ipc1_iterations=1000, large_ipc_iterations=1000, large_ipc_inner_loop=None,
+            batch_real=256, lr_img=0.1, large_ipc_methods=("dc", "dsa"),
+            cross_ipc=10, cross_distil_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
+            cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"), cross_eval_models=10,
+            cross_test_per_class=None,
+            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(32, 64, 256), nas_full_per_class=None, nas_full_epochs=20,
+        ),
+    },
 }
 
 

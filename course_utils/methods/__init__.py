@@ -21,6 +21,8 @@ _MODULES = {
     "krr_closed_form": "krr_closed_form",   # notebook 01
     "kip": "kip",                           # notebook 01
     "dd": "bilevel",                        # notebook 02
+    "dc": "dc",                             # notebook 03
+    "dsa": "dsa",                           # notebook 03
 }
 METHOD_NAMES = tuple(_MODULES)
 

@@ -1,0 +1,183 @@
+"""Benchmark of one DC / DSA outer matching step against its floor and against the per-class loop (a script, not a test).
+
+Setting (the speed figure of the DC reference): MNIST, default ConvNet (width 128, depth 3, instance norm),
+IPC 10, 256 real images per class. One *outer step* = for every class, forward+backward of its 256 real images
+and of its 10 synthetic images, the layer-wise distance, its backward to the images (second order through the
+synthetic gradients), then one image update. Prints one JSON object with, measured in the same process:
+
+- ``unit_s``: one forward+backward of the ConvNet on 256 MNIST images (the course's calibration unit);
+- ``floor_s``: the 10 real-class forward+backward passes (256 images each) no implementation can avoid;
+- per method (``dc``, ``dsa``):
+  ``ours_s`` / ``ours_units`` / ``ours_over_floor``: ``GradientMatcher.step`` + ``apply_update`` with
+  ``implementation="auto"`` (CPU: per-class loop for the real side, one batched pass for the synthetic side;
+  CUDA: batched for both), and the same for ``"batched"`` and ``"loop"``;
+  ``baseline_loop_s``: the straightforward per-class loop of the reference's structure (per class: real
+  forward/backward for every parameter, synthetic forward/backward with ``create_graph``, distance; one
+  ``backward`` through everything; one image step), and ``ours_vs_baseline`` = ours / baseline;
+  ``max_rel_loss_diff``: the largest relative difference between the loss values of the implementations
+  and the baseline, all computed from the same network, images and real batch.
+
+Targets: CPU ``ours_units <= 11`` (the reference: about 11.4 units for DC, 11.7 for DSA, on a 2-core CPU);
+CUDA ``ours_vs_baseline <= 0.5``. Steps are timed in interleaved rounds and medians are reported, so that
+load from other processes hits every variant alike.
+
+    python benchmarks/bench_gradient_matching.py [--device cpu|cuda] [--repeats 5] [--ipc 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from course_utils import data, matching, repro, results, training
+from course_utils.augment import DSA, strategy_for
+from course_utils.methods.dc import GradientMatcher, GradientMatchingConfig
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def baseline_step(matcher: GradientMatcher, net: torch.nn.Module, real: torch.Tensor | None = None) -> torch.Tensor:
+    """The straightforward per-class loop (the reference's structure), for one outer step."""
+    K, ipc = matcher.num_classes, matcher.ipc
+    params = list(net.parameters())
+    real = matcher.sample_real(matcher.batch_real) if real is None else real
+    loss = torch.zeros((), device=matcher.device)
+    for c in range(K):
+        x_real, x_syn = real[c], matcher.images[c * ipc:(c + 1) * ipc]
+        if matcher.dsa is not None:
+            s = matcher.dsa.sample(1, matcher.generator, device=matcher.device)
+            x_real, x_syn = matcher.dsa.apply(x_real, s), matcher.dsa.apply(x_syn, s)
+        y_real = torch.full((len(x_real),), c, device=matcher.device)
+        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(x_real), y_real), params)]
+        g_syn = torch.autograd.grad(F.cross_entropy(net(x_syn), matcher.labels[c * ipc:(c + 1) * ipc]), params,
+                                    create_graph=True)
+        loss = loss + matching.gradient_distance(g_real, g_syn, matcher.config.distance)
+    matcher.optimizer.zero_grad(set_to_none=True)
+    net.zero_grad(set_to_none=True)
+    loss.backward()
+    matcher.optimizer.step()
+    return loss.detach()
+
+
+def variants(device: torch.device, args) -> tuple[str, ...]:
+    """Which implementations to time. On CPU "batched" is skipped unless asked for: its single forward over all
+    2 560 real images holds ~5 GB of activations, and "auto" already uses it for the synthetic side."""
+    if device.type == "cuda" or args.all_variants:
+        return ("auto", "batched", "loop", "baseline")
+    return ("auto", "loop", "baseline")
+
+
+def bench_method(name: str, train: data.ImageSet, args, device: torch.device, unit_net) -> dict:
+    dsa = DSA(strategy_for(train.name)) if name == "dsa" else None
+    matchers = {impl: GradientMatcher(train, args.ipc, generator=repro.make_generator(0, device),
+                                      config=GradientMatchingConfig(implementation="loop" if impl == "baseline" else impl,
+                                                                    batch_real=args.batch_real),
+                                      dsa=dsa)
+                for impl in variants(device, args)}
+    net = matchers["auto"].fresh_network()
+
+    # same loss values: the same network, images and real batch (and DSA draws) for every implementation
+    losses = {}
+    for impl, m in matchers.items():
+        g = repro.make_generator(123, device)
+        m.generator = g
+        if impl == "baseline":
+            losses[impl] = float(baseline_step(m, net))
+        else:
+            loss, _ = m.step(net)
+            m.apply_update()
+            losses[impl] = float(loss)
+    ref = losses["baseline"]
+    max_rel = max(abs(v - ref) / abs(ref) for v in losses.values())
+
+    # floor: the 10 real-class forward+backward passes
+    real = matchers["auto"].sample_real(matchers["auto"].batch_real)
+    labels = matchers["auto"].real_labels
+    x_unit, y_unit = train.images[:256], train.labels[:256]
+
+    def unit_pass():
+        F.cross_entropy(unit_net(x_unit), y_unit).backward()
+
+    def floor():
+        for c in range(real.shape[0]):
+            F.cross_entropy(net(real[c]), labels[c]).backward()
+
+    steps = {impl: (lambda m=m: (m.step(net), m.apply_update())) for impl, m in matchers.items() if impl != "baseline"}
+    steps["baseline"] = lambda: baseline_step(matchers["baseline"], net)
+    # Interleaved rounds: every round times the unit (median of 3 passes), the floor and each variant back to
+    # back, and ratios are taken within a round, so that load from other processes hits them alike.
+    times = {k: [] for k in ["unit", "floor", *steps]}
+    for r in range(args.repeats + 1):  # round 0 warms up
+        row = {"unit": statistics.median(timed(unit_pass, device) for _ in range(3)), "floor": timed(floor, device)}
+        row.update({key: timed(fn, device) for key, fn in steps.items()})
+        if r:
+            for key, t in row.items():
+                times[key].append(t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+
+    def ratio(key: str, base: str) -> float:
+        return statistics.median(a / b for a, b in zip(times[key], times[base]))
+
+    out = {"unit_s": round(med["unit"], 4), "floor_s": round(med["floor"], 4),
+           "floor_units": round(ratio("floor", "unit"), 2)}
+    for impl in [v for v in matchers if v != "baseline"]:
+        key = "ours" if impl == "auto" else f"ours_{impl}"
+        out[f"{key}_s"] = round(med[impl], 4)
+        out[f"{key}_units"] = round(ratio(impl, "unit"), 2)
+        out[f"{key}_units_floor_based"] = round(10 * ratio(impl, "floor"), 2)
+        out[f"{key}_over_floor"] = round(ratio(impl, "floor"), 3)
+    out.update({
+        "auto_is": {"real": matchers["auto"].real_impl, "synthetic": matchers["auto"].syn_impl},
+        "baseline_loop_s": round(med["baseline"], 4),
+        "baseline_loop_units": round(ratio("baseline", "unit"), 2),
+        "ours_vs_baseline": round(ratio("auto", "baseline"), 3),
+        "rounds_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
+        "loss_values": {k: round(v, 6) for k, v in losses.items()},
+        "max_rel_loss_diff": float(f"{max_rel:.2e}"),
+        "reference_dc_code_units": 11.4 if name == "dc" else 11.7,
+    })
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (after one warm-up round)")
+    parser.add_argument("--ipc", type=int, default=10)
+    parser.add_argument("--batch-real", type=int, default=256)
+    parser.add_argument("--methods", default="dc,dsa")
+    parser.add_argument("--all-variants", action="store_true", help="also time 'batched' on CPU (needs ~5 GB)")
+    args = parser.parse_args()
+
+    device = repro.resolve_device(args.device)
+    repro.seed_everything(0)
+    train, _ = data.load("mnist")
+    train = train.to(device)
+    unit_net = training.make_model("convnet", train.info, 0, device)
+    report = {"setting": {"dataset": "mnist", "model": "convnet (width 128, depth 3, instance norm)",
+                                                    "ipc": args.ipc, "batch_real": args.batch_real, "distance": "ours"}}
+    for name in args.methods.split(","):
+        report[name] = bench_method(name, train, args, device, unit_net)
+    report["targets"] = {"cpu_ours_units_max": 11, "cuda_ours_vs_baseline_max": 0.5}
+    report["environment"] = results.environment(device)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
