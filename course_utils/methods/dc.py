@@ -49,7 +49,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import matching
-from ..atomic import save_torch
+from .. import checkpoint as checkpoint_io
 from ..augment import DSA
 from ..data import ImageSet
 from ..models import get_model
@@ -256,9 +256,9 @@ class GradientMatcher:
         return loss.detach()
 
     # -- checkpoints ---------------------------------------------------------------------------------
-    def state(self, iteration: int, history: list[float], identity: dict) -> dict:
+    def state(self, iteration: int, history: list[float]) -> dict:
         return {"iteration": iteration, "images": self.images.detach().cpu(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "history": list(history), "identity": identity}
+                "generator": self.generator.get_state(), "history": list(history)}
 
     def load_state(self, state: dict) -> None:
         with torch.no_grad():
@@ -293,13 +293,8 @@ def gradient_matching(train_set: ImageSet, ipc: int, *, generator: torch.Generat
     history: list[float] = []
     start = 0
     path = Path(config.checkpoint) if config.checkpoint is not None else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("identity") != identity:
-            theirs = state.get("identity", {})
-            diff = {k: (theirs.get(k), v) for k, v in identity.items() if theirs.get(k) != v}
-            raise ValueError(f"checkpoint {path} belongs to a different run (saved vs asked: {diff}); "
-                             "use another path or delete it")
+    state = checkpoint_io.load(path, identity)
+    if state is not None:
         matcher.load_state(state)
         start, history = state["iteration"], list(state["history"])
     t0 = time.perf_counter()
@@ -331,7 +326,7 @@ def gradient_matching(train_set: ImageSet, ipc: int, *, generator: torch.Generat
             callback(it + 1, {"loss": history[-1], "losses": losses, "seconds": time.perf_counter() - t0,
                               "images": matcher.images.detach()})
         if path is not None and ((it + 1) % config.checkpoint_every == 0 or it + 1 == config.iterations):
-            save_torch(path, matcher.state(it + 1, history, identity))
+            checkpoint_io.save(path, identity, matcher.state(it + 1, history))
     return matcher.synthetic_set(method, history, extra_meta)
 
 
