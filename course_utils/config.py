@@ -94,9 +94,10 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "quick": dict(
             ipcs=(1, 10), ipc1_iterations=30, large_ipc_iterations=2, large_ipc_inner_loop=10, batch_real=64,
             lr_img=1.0, large_ipc_methods=("dc",),
-            cross_ipc=1, cross_distil_archs=("convnet",), cross_train_archs=("convnet", "mlp", "lenet", "vgg11"),
+            cross_ipc=1, cross_distil_archs=("convnet", "mlp"),
+            cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
             cross_eval_models=1, cross_test_per_class=50,
-            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(16,), nas_full_per_class=300, nas_full_epochs=3,
+            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(16,), nas_full_per_class=100, nas_full_epochs=20,
         ),
         # standard: one GPU, the papers' hyperparameters, 1000 iterations at IPC 1 and 100 at IPC 10/50.
         "standard": dict(

@@ -25,10 +25,12 @@ images per class (``matching.freeze_batchnorm``); the inner loop trains them in 
 One matching step costs, at its floor, the forward+backward passes of the real images (``K · batch_real``);
 the synthetic side (``ipc`` images per class, second order) and the distance are small. Per-class gradients
 are taken either class by class (``implementation="loop"``, the reference's structure) or for all classes in
-one pass (``"batched"``: one forward, ``torch.func.vmap`` over classes); ``"auto"`` picks batched on CUDA (the
-per-class loop is launch-bound there) and, on CPU, the loop for the real side (the grouped kernels of the
-vectorised backward are slower than plain ones on CPU) and batched for the tiny synthetic side
-(``benchmarks/bench_gradient_matching.py``). All three give the same loss values.
+one pass (``"batched"``: one forward, ``torch.func.vmap`` over classes). ``"auto"`` picks batched on CUDA, where
+the per-class loop's many small kernels and autograd calls leave the device idle, and the loop on CPU, where the
+passes cost the same however they are grouped and the vectorised backward's grouped kernels are slower
+(``benchmarks/bench_gradient_matching.py``: on 2 CPU cores the loop reaches the floor, batched takes 3x as long). Both give the
+same loss values. Only the parameters the distance compares are differentiated (``"ours"``: not the 1-D ones),
+and the second-order backward runs to the images only, never to the network's parameters.
 
 Long runs checkpoint (``checkpoint=path``, every ``checkpoint_every`` iterations, written atomically): the images,
 the image optimiser's momentum, the generator's state and the loss history. Calling ``distill`` again with
@@ -162,10 +164,8 @@ class GradientMatcher:
         self.num_classes = K = train_set.num_classes
         impl = config.implementation
         if impl == "auto":
-            self.real_impl = "batched" if self.device.type == "cuda" else "loop"
-            self.syn_impl = "batched"
-        else:
-            self.real_impl = self.syn_impl = impl
+            impl = "batched" if self.device.type == "cuda" else "loop"
+        self.real_impl = self.syn_impl = impl
         # padded (K, n_max) table of each class's indices, for drawing all classes' batches at once
         by_class = train_set.indices_by_class
         counts = torch.tensor([len(i) for i in by_class])
