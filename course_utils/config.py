@@ -70,10 +70,10 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "figure_datasets": ("mnist", "fashion_mnist")},          # KIP as in the paper; CIFAR by parameter
     },
     "02_bilevel_distillation": {
-        # quick: a few hundred outer steps with large Adam rates, LeNet, a reduced random-init run (2 images/class, T=6)
-        "quick": dict(model="lenet", dd_fixed_steps=400, dd_random_steps=300, dd_random_ipc=2,
+        # quick: several hundred outer steps with large Adam rates, LeNet, a reduced random-init run (2 images/class, T=6)
+        "quick": dict(model="lenet", dd_fixed_steps=1200, dd_random_steps=600, dd_random_ipc=2,
                       dd_random_distill_steps=2, dd_distill_epochs=3, dd_batch_size=256, dd_image_lr=0.1,
-                      dd_step_lr=0.02, dd_lr_init=0.1, dd_decay_every=200, dd_eval_models=20, dd_checkpoint=False,
+                      dd_step_lr=0.02, dd_lr_init=0.1, dd_decay_every=400, dd_eval_models=20, dd_checkpoint=False,
                       cost_unroll_lengths=(1, 2, 4, 8, 16, 32), cost_batch_size=256),
         # standard (one GPU, not yet run): the paper's random-init setting (100 images, T=30, batch 1024), fewer steps
         "standard": dict(model="lenet", dd_fixed_steps=5000, dd_random_steps=5000, dd_random_ipc=10,

@@ -124,6 +124,8 @@ def test_errors_name_the_bad_value(blob_set):
         methods.distill("dd", train, 1, generator=g, init="known")
     with pytest.raises(ValueError, match="image_init='zeros'.*valid: noise, real"):
         methods.distill("dd", train, 1, generator=g, image_init="zeros")
+    with pytest.raises(ValueError, match="weight_init='kaiming'.*valid: xavier, default"):
+        methods.distill("dd", train, 1, generator=g, weight_init="kaiming")
     with pytest.raises(ValueError, match="distill_steps=2 must divide ipc=3"):
         methods.distill("dd", train, 3, generator=g, distill_steps=2)
     with pytest.raises(ValueError, match="ipc=3 is larger than the smallest class"):
@@ -205,3 +207,21 @@ def test_a_module_passed_as_model_is_the_fixed_initialisation(blob_set):
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())  # the caller's module is untouched
     rand = _run(train, 0, init="random", model=net)  # architecture only: fresh weights each step
     assert rand.meta["model"] == "lenet" and "fixed_init" not in rand.meta
+
+
+def test_weight_init_xavier_is_the_references_and_default_is_pytorchs(blob_set):
+    info = blob_set(1).info
+    new_xavier, _ = bilevel._network_factory("lenet", info, "cpu", "xavier")
+    new_default, _ = bilevel._network_factory("lenet", info, "cpu", "default")
+    a, b, c = new_xavier(3), new_xavier(3), new_xavier(4)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # same seed, same θ0
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+    for layer in [m for m in a.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]:
+        w = layer.weight
+        fan_in, fan_out = w[0].numel(), w.shape[0] * w[0, 0].numel()
+        assert torch.count_nonzero(layer.bias) == 0
+        assert w.std().item() == pytest.approx(math.sqrt(2 / (fan_in + fan_out)), rel=0.15)
+    default = training.make_model("lenet", info, 3)
+    assert all(torch.equal(p, q) for p, q in zip(new_default(3).parameters(), default.parameters()))
+    # the choice is part of the run's settings (and of its checkpoint's identity)
+    assert _run(blob_set(2), 0, weight_init="default").meta["hparams"]["weight_init"] == "default"

@@ -51,7 +51,7 @@ protocol (``training.evaluate``: many epochs, momentum, a constant lr) is a diff
 
 Facts from the paper's reference setting (see ``shared/reference/methods.md`` §7): Adam(betas 0.5, 0.999) on images
 and step sizes, initial step size 0.02, 1 image per class per step, 10 steps × 3 epochs, real batches of 1024,
-images initialised from Gaussian noise; MNIST/LeNet reaches 93.8 % (fixed init, 10 images) and 79.5 ± 8.1 %
+images initialised from Gaussian noise, networks from Xavier-normal weights and zero biases (``weight_init``); MNIST/LeNet reaches 93.8 % (fixed init, 10 images) and 79.5 ± 8.1 %
 (random init, 100 images).
 """
 
@@ -144,27 +144,42 @@ def unrolled_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
 # --------------------------------------------------------------------------------------------------
 # networks: a name or a module, and how to draw θ₀ from the generator only
 # --------------------------------------------------------------------------------------------------
-def _reset_parameters(net: nn.Module, seed: int) -> nn.Module:
-    """Redraw every submodule's default initialisation from ``seed`` (global RNG untouched)."""
+#: How θ₀ is drawn. "xavier" (the reference's): Xavier-normal weights of every convolution and linear layer,
+#: N(0, 2 / (fan_in + fan_out)), zero biases. "default": PyTorch's (uniform, ±1/sqrt(fan_in)), whose ~5x smaller
+#: fully connected weights make the 3-step unroll learn far more slowly (notebook 02 shows both).
+WEIGHT_INITS: tuple[str, ...] = ("xavier", "default")
+
+
+def _reset_parameters(net: nn.Module, seed: int, weight_init: str = "default") -> nn.Module:
+    """Redraw every submodule's initialisation (``weight_init``) from ``seed`` (global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in net.modules():
-            if hasattr(module, "reset_parameters"):
+            if weight_init == "xavier" and isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_normal_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif hasattr(module, "reset_parameters"):
                 module.reset_parameters()
     return net
 
 
-def _network_factory(model, info, device) -> tuple[Callable[[int], nn.Module], str]:
-    """``seed -> fresh network`` for a model name or a template module, and a name for records."""
+def _network_factory(model, info, device, weight_init: str = "xavier") -> tuple[Callable[[int], nn.Module], str]:
+    """``seed -> fresh network`` (initialised by ``weight_init``) for a model name or a template module, and a
+    name for records."""
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init={weight_init!r} is not valid; valid: {', '.join(WEIGHT_INITS)}")
     if model is None:
         model = "lenet"
     if isinstance(model, str):
         make_model(model, info, 0, "cpu")  # validates the name (ValueError listing the valid ones)
-        return (lambda seed: make_model(model, info, seed, device)), model
+        if weight_init == "default":
+            return (lambda seed: make_model(model, info, seed, device)), model
+        return (lambda seed: _reset_parameters(make_model(model, info, seed, device), seed, weight_init)), model
     if isinstance(model, nn.Module):
         template = copy.deepcopy(model).to(device)
-        return (lambda seed: _reset_parameters(copy.deepcopy(template), seed)), getattr(model, "model_name",
-                                                                                        type(model).__name__)
+        return (lambda seed: _reset_parameters(copy.deepcopy(template), seed, weight_init)), \
+            getattr(model, "model_name", type(model).__name__)
     raise TypeError(f"model must be a model name (e.g. 'lenet') or an nn.Module, got {type(model).__name__}")
 
 
@@ -185,8 +200,8 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
             callback: Callable[[int, dict], None] | None = None, init: str = "random", steps: int = 200,
             distill_steps: int | None = None, distill_epochs: int = 3, batch_size: int = 1024,
             lr_init: float = 0.02, image_lr: float = 0.01, step_lr: float = 0.01, decay_every: int | None = None,
-            decay_factor: float = 0.5, image_init: str = "noise", checkpoint: str | os.PathLike | None = None,
-            checkpoint_every: int = 50) -> SyntheticSet:
+            decay_factor: float = 0.5, image_init: str = "noise", weight_init: str = "xavier",
+            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 50) -> SyntheticSet:
     r"""Learn ``ipc`` images per class and T step sizes by backpropagating the real loss through T SGD steps.
 
     Each of ``steps`` outer iterations: θ₀ (fixed, or fresh for ``init="random"``), a real batch of
@@ -208,6 +223,8 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
         rates of the images and of ρ, multiplied by ``decay_factor`` every ``decay_every`` outer steps (None: never).
     image_init: ``"noise"`` (standard normal in normalised pixel space, as the paper) or ``"real"`` (random real
         images of each class).
+    weight_init: how every θ₀ is drawn (``WEIGHT_INITS``): ``"xavier"`` (the reference's) or ``"default"``
+        (PyTorch's). A module passed as ``model`` with ``init="fixed"`` keeps its own weights.
     checkpoint: a file; the state is saved there atomically every ``checkpoint_every`` steps and at the end, and
         a run that finds a checkpoint of the same settings resumes from it (same final result as an unbroken run;
         ``steps`` may be larger than the checkpoint's, to continue a finished run).
@@ -241,10 +258,11 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
     info, K = train_set.info, train_set.num_classes
     groups = step_groups(K, ipc, distill_steps, device)  # also checks that distill_steps divides ipc
     T = distill_steps * distill_epochs
-    new_network, model_name = _network_factory(model, info, device)
+    new_network, model_name = _network_factory(model, info, device, weight_init)
     hparams = dict(init=init, steps=steps, distill_steps=distill_steps, distill_epochs=distill_epochs,
                    batch_size=batch_size, lr_init=lr_init, image_lr=image_lr, step_lr=step_lr,
-                   decay_every=decay_every, decay_factor=decay_factor, image_init=image_init, model=model_name)
+                   decay_every=decay_every, decay_factor=decay_factor, image_init=image_init, model=model_name,
+                   weight_init=weight_init)
 
     # ---- state: images, ρ, θ₀ (fixed variant), optimisers; drawn in this order from the generator
     labels = torch.arange(K, device=device).repeat_interleave(ipc)
@@ -360,20 +378,21 @@ def train_with_schedule(net: nn.Module, images: torch.Tensor, labels: torch.Tens
 
 def evaluate_schedule(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, step_sizes: Sequence[float],
                       distill_steps: int = 1, model: str | nn.Module = "lenet", fixed_init: dict | None = None,
-                      num_models: int = 10, seed: int = 0, device: str | torch.device | None = None) -> EvalResult:
+                      num_models: int = 10, seed: int = 0, device: str | torch.device | None = None,
+                      weight_init: str = "xavier") -> EvalResult:
     """DD's evaluation: train with the T learned step sizes on the groups in order, then test.
 
     With ``fixed_init`` (a state dict) every model starts from it (the fixed-init variant: ``num_models`` is then
     1, there is nothing random); otherwise model ``i`` starts from a fresh initialisation
-    ``model_seed(seed, i)``, unseen during distillation. Works for any image set with the layout of
-    ``step_groups`` (e.g. random real images, to compare).
+    ``model_seed(seed, i)``, unseen during distillation, drawn like the ones distillation saw (``weight_init``).
+    Works for any image set with the layout of ``step_groups`` (e.g. random real images, to compare).
     """
     device = resolve_device(device)
     images, labels, test = images.detach().to(device), labels.detach().to(device), test.to(device)
     K = test.num_classes
     ipc = len(images) // K
     groups = step_groups(K, ipc, distill_steps, device)
-    new_network, name = _network_factory(model, test.info, device)
+    new_network, name = _network_factory(model, test.info, device, weight_init)
     if fixed_init is not None:
         num_models = 1
     accs, train_s, test_s = [], [], []
