@@ -146,7 +146,7 @@ def bench_method(name: str, train: data.ImageSet, args, device: torch.device, un
         out[f"{key}_units_floor_based"] = round(10 * ratio(impl, "floor"), 2)
         out[f"{key}_over_floor"] = round(ratio(impl, "floor"), 3)
     out.update({
-        "auto_is": {"real": matchers["auto"].real_impl, "synthetic": matchers["auto"].syn_impl},
+        "auto_is": matchers["auto"].implementation,
         "baseline_loop_s": round(med["baseline"], 4),
         "baseline_loop_units": round(ratio("baseline", "unit"), 2),
         "ours_vs_baseline": round(ratio("auto", "baseline"), 3),

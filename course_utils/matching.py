@@ -175,19 +175,19 @@ def class_gradients(model: nn.Module, images: Tensor, labels: Tensor, *, names: 
 
 
 def matching_loss(model: nn.Module, real: Tensor, real_labels: Tensor, syn: Tensor, syn_labels: Tensor, *,
-                  distance: str = "ours", real_implementation: str = "batched",
-                  syn_implementation: str = "batched") -> tuple[Tensor, Tensor]:
+                  distance: str = "ours", implementation: str = "batched") -> tuple[Tensor, Tensor]:
     """The DC matching loss ``Σ_c D(∇_θ ℓ(S_c), ∇_θ ℓ(T_c))`` and its per-class terms ``(K,)``.
 
     ``real`` (K, n_real, C, H, W) and ``syn`` (K, ipc, C, H, W) are class-major. The real gradients are
     computed without a graph; the loss is differentiable w.r.t. ``syn`` (second order, through the
-    synthetic gradients). Only the parameters that ``distance`` compares are differentiated.
+    synthetic gradients). Only the parameters that ``distance`` compares are differentiated; ``implementation``
+    (``IMPLEMENTATIONS``) is how the per-class gradients of both sides are taken (``class_gradients``).
     """
     names = matched_parameter_names(model, distance)
     g_real = class_gradients(model, real, real_labels, names=names, create_graph=False,
-                             implementation=real_implementation)
+                             implementation=implementation)
     g_syn = class_gradients(model, syn, syn_labels, names=names, create_graph=True,
-                            implementation=syn_implementation)
+                            implementation=implementation)
     per_class = class_distances(g_real, g_syn, distance)
     return per_class.sum(), per_class
 

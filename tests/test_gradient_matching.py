@@ -116,7 +116,7 @@ def test_matching_loss_and_image_gradient_same_for_both_implementations(distance
     out = {}
     for impl in matching.IMPLEMENTATIONS:
         loss, per_class = matching.matching_loss(net, real, ry, syn, sy, distance=distance,
-                                                 real_implementation=impl, syn_implementation=impl)
+                                                 implementation=impl)
         grad, = torch.autograd.grad(loss, syn)
         out[impl] = (loss, per_class, grad)
         assert per_class.shape == (3,) and torch.isclose(per_class.sum(), loss)

@@ -51,8 +51,8 @@ protocol (``training.evaluate``: many epochs, momentum, a constant lr) is a diff
 
 Facts from the paper's reference setting (see ``shared/reference/methods.md`` §7): Adam(betas 0.5, 0.999) on images
 and step sizes, initial step size 0.02, 1 image per class per step, 10 steps × 3 epochs, real batches of 1024,
-images initialised from Gaussian noise, networks from Xavier-normal weights and zero biases (``weight_init``); MNIST/LeNet reaches 93.8 % (fixed init, 10 images) and 79.5 ± 8.1 %
-(random init, 100 images).
+images initialised from Gaussian noise, networks from Xavier-normal weights and zero biases (``weight_init``);
+MNIST/LeNet reaches 93.8 % (fixed init, 10 images) and 79.5 ± 8.1 % (random init, 100 images).
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ are taken either class by class (``implementation="loop"``, the reference's stru
 one pass (``"batched"``: one forward, ``torch.func.vmap`` over classes). ``"auto"`` picks batched on CUDA, where
 the per-class loop's many small kernels and autograd calls leave the device idle, and the loop on CPU, where the
 passes cost the same however they are grouped and the vectorised backward's grouped kernels are slower
-(``benchmarks/bench_gradient_matching.py``: on 2 CPU cores the loop reaches the floor, batched takes 3x as long). Both give the
-same loss values. Only the parameters the distance compares are differentiated (``"ours"``: not the 1-D ones),
+(``benchmarks/bench_gradient_matching.py``: on 2 CPU cores the loop reaches the floor, batched takes 3x as long).
+Both give the same loss values. Only the parameters the distance compares are differentiated (``"ours"``: not the 1-D ones),
 and the second-order backward runs to the images only, never to the network's parameters.
 
 Long runs checkpoint (``checkpoint=path``, every ``checkpoint_every`` iterations, written atomically): the images,
@@ -163,9 +163,7 @@ class GradientMatcher:
         info = train_set.info
         self.num_classes = K = train_set.num_classes
         impl = config.implementation
-        if impl == "auto":
-            impl = "batched" if self.device.type == "cuda" else "loop"
-        self.real_impl = self.syn_impl = impl
+        self.implementation = ("batched" if self.device.type == "cuda" else "loop") if impl == "auto" else impl
         # padded (K, n_max) table of each class's indices, for drawing all classes' batches at once
         by_class = train_set.indices_by_class
         counts = torch.tensor([len(i) for i in by_class])
@@ -224,8 +222,8 @@ class GradientMatcher:
         if self.dsa is not None:
             real, syn = matching.siamese_by_class(self.dsa, real, syn, self.generator)
         loss, per_class = matching.matching_loss(net, real, self.real_labels, syn, self.syn_labels,
-                                                 distance=self.config.distance, real_implementation=self.real_impl,
-                                                 syn_implementation=self.syn_impl)
+                                                 distance=self.config.distance,
+                                                 implementation=self.implementation)
         grad, = torch.autograd.grad(loss, self.images)
         self.optimizer.zero_grad(set_to_none=True)
         self.images.grad = grad
