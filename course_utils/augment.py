@@ -57,6 +57,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "DCAugment",
+    "DC_OPS",
     "DSAParams",
     "AugSample",
     "DSA",
@@ -440,3 +442,151 @@ class DSA:
         theta = torch.stack([torch.stack([c, -si, zero], 1),
                              torch.stack([si, c, zero], 1)], 1)
         return affine_warp(x, theta)
+
+    def siamese_per_class(self, real: Tensor, syn: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Siamese augmentation with one transformation per class, shared by ``real[c]`` and ``syn[c]``.
+
+        ``real`` (K, n, C, H, W) and ``syn`` (K, m, C, H, W), class-major. For every class ``c`` (in order) one
+        transformation ``A_ω_c`` is drawn with ``sample(1, generator)`` (in mode "single" its op too) and
+        ``real[c] ← A_ω_c(real[c])``, ``syn[c] ← A_ω_c(syn[c])``: a matching loss then compares both under the
+        same view. Classes that drew the same op(s) are augmented together in one batched call (at most one call
+        per op), with the same values as ``apply`` class by class.
+        """
+        if self.is_identity:
+            return real, syn
+        k, n, m = real.shape[0], real.shape[1], syn.shape[1]
+        if real.dim() != 5 or syn.dim() != 5 or syn.shape[0] != k:
+            raise ValueError(
+                f"expected real (K, n, C, H, W) and synthetic (K, m, C, H, W) batches with the same K, got "
+                f"{tuple(real.shape)} and {tuple(syn.shape)}"
+            )
+        samples = [self.sample(1, generator, device=real.device) for _ in range(k)]
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for c, smp in enumerate(samples):
+            groups.setdefault(smp.ops, []).append(c)
+        shape_r, shape_s = real.shape[2:], syn.shape[2:]
+        pieces_r, pieces_s, order = [], [], []
+        for ops, classes in groups.items():
+            idx = torch.tensor(classes, device=real.device)
+            group = [samples[c] for c in classes]
+            xr = real.index_select(0, idx).reshape(-1, *shape_r)
+            xs = syn.index_select(0, idx).reshape(-1, *shape_s)
+            params = {
+                key: torch.cat([a, b])
+                for (key, a), b in zip(_per_image(group, n).items(), _per_image(group, m).values())
+            }
+            out = self.apply(torch.cat([xr, xs]), AugSample(n=len(xr) + len(xs), ops=ops, **params))
+            pieces_r.append(out[: len(xr)].view(len(classes), n, *shape_r))
+            pieces_s.append(out[len(xr) :].view(len(classes), m, *shape_s))
+            order += classes
+        if len(groups) == 1:
+            return pieces_r[0], pieces_s[0]
+        inverse = torch.argsort(torch.tensor(order, device=real.device))
+        return torch.cat(pieces_r).index_select(0, inverse), torch.cat(pieces_s).index_select(0, inverse)
+
+
+def _per_image(samples: Sequence[AugSample], repeats: int) -> dict[str, Tensor]:
+    """Concatenate size-1 samples' parameters, each repeated ``repeats`` times (one per image)."""
+    out = {}
+    for key in AugSample._TENSORS:
+        values = [getattr(smp, key) for smp in samples]
+        if values[0] is not None:
+            out[key] = torch.cat(values).repeat_interleave(repeats, dim=0)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The DC paper's evaluation augmentation (not differentiable w.r.t. the pixels' positions; used to train
+# evaluation networks only)
+# ----------------------------------------------------------------------------------------------
+
+#: The ops of ``DCAugment``; the DC protocol uses "crop_scale_rotate" on MNIST and no augmentation elsewhere.
+DC_OPS: tuple[str, ...] = ("crop", "scale", "rotate", "noise")
+
+
+class DCAugment:
+    """Per-image augmentation of the DC paper's evaluation: every image gets ONE op drawn uniformly from the strategy.
+
+    ``x`` (N, C, H, W), ``m_c`` the per-channel mean of the batch, ``U`` uniform:
+
+    ``crop``    pad ``crop`` pixels on every side with ``m_c``, then cut an H×W window at a random offset: a shift
+                by integers ``(t_r, t_c)`` uniform on ``{-crop, ..., crop - 1}``, ``m_c`` where the window leaves x
+    ``scale``   resize (nearest neighbour) to ``h = ⌊U(1 - scale, 1 + scale)·H⌋`` × ``w = ⌊U(1 - scale, 1 + scale)·H⌋``,
+                centre it on a zero canvas and cut the central H×W window
+    ``rotate``  rotate about the centre by an integer angle uniform on ``{-rotate, ..., rotate - 1}`` degrees, the
+                corners filled with the mean of ``m_c`` (bilinear interpolation; the reference uses a cubic spline)
+    ``noise``   add ``noise · N(0, 1)`` per pixel
+
+    All parameters are drawn for every image (from ``generator``, in a fixed order), so the stream does not
+    depend on which op each image drew. Vectorised: each op runs once on the whole batch and each image keeps
+    the result of its op.
+    """
+
+    def __init__(self, strategy: str = "crop_scale_rotate", *, crop: int = 4, scale: float = 0.2, rotate: int = 45,
+                 noise: float = 0.001):
+        ops = tuple(strategy.split("_")) if strategy not in ("", "none") else ()
+        bad = [op for op in ops if op not in DC_OPS]
+        if bad:
+            raise ValueError(f"unknown DC augmentation op(s) {bad} in {strategy!r}; valid ops: {list(DC_OPS)}")
+        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
+            raise ValueError(f"crop must be an integer >= 1 (pixels), got {crop!r}")
+        if isinstance(rotate, bool) or not isinstance(rotate, int) or rotate < 1:
+            raise ValueError(f"rotate must be an integer >= 1 (degrees), got {rotate!r}")
+        if not 0 <= scale < 1:
+            raise ValueError(f"scale must be in [0, 1), got {scale!r}")
+        self.ops, self.crop, self.scale, self.rotate, self.noise = ops, crop, float(scale), rotate, float(noise)
+        self.strategy = "_".join(ops) if ops else "none"
+
+    def __repr__(self) -> str:
+        return (f"DCAugment({self.strategy!r}, crop={self.crop}, scale={self.scale}, rotate={self.rotate}, "
+                f"noise={self.noise})")
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.ops
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        if not self.ops:
+            return x
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            raise ValueError(f"DCAugment expects images of shape (N, C, H, W), got {getattr(x, 'shape', type(x))}")
+        n, _, H, W = x.shape
+        gdev = generator.device
+        choice = torch.randint(len(self.ops), (n,), generator=generator, device=gdev).to(x.device)
+        out = x
+        for k, op in enumerate(self.ops):
+            u = torch.rand(n, 2, generator=generator, device=gdev).to(x.device)
+            if op == "noise":
+                z = torch.randn(x.shape, generator=generator, device=gdev).to(x.device, x.dtype)
+                y = x + self.noise * z
+            else:
+                y = getattr(self, f"_{op}")(x, u)
+            out = torch.where((choice == k).view(-1, 1, 1, 1), y, out)
+        return out
+
+    def _crop(self, x: Tensor, u: Tensor) -> Tensor:
+        m = x.mean(dim=(0, 2, 3), keepdim=True)
+        shift = _uniform_int(u, 2 * self.crop) - self.crop                       # {-crop, ..., crop - 1}
+        return _translate(x - m, shift[:, 0], shift[:, 1]) + m
+
+    def _scale(self, x: Tensor, u: Tensor) -> Tensor:
+        N, C, H, W = x.shape
+        size = torch.floor(((1 - self.scale) + 2 * self.scale * u.double()) * H).long().clamp_(min=1)   # (N, 2): h, w
+        h, w = size[:, 0].view(-1, 1), size[:, 1].view(-1, 1)
+        canvas = torch.maximum(torch.maximum(h, w), torch.tensor(max(H, W), device=x.device))
+        # output pixel i sits at canvas row i + (canvas - H)//2; the resized image starts at (canvas - h)//2
+        rows = torch.arange(H, device=x.device).view(1, -1) + (canvas - H) // 2 - (canvas - h) // 2    # (N, H)
+        cols = torch.arange(W, device=x.device).view(1, -1) + (canvas - W) // 2 - (canvas - w) // 2
+        inside = ((rows >= 0) & (rows < h)).unsqueeze(2) & ((cols >= 0) & (cols < w)).unsqueeze(1)    # (N, H, W)
+        src_r = (rows.clamp(min=0) * H // h).clamp(max=H - 1)                   # nearest: floor(i · H / h)
+        src_c = (cols.clamp(min=0) * W // w).clamp(max=W - 1)
+        idx = (src_r.unsqueeze(2) * W + src_c.unsqueeze(1)).reshape(N, H * W)
+        return _gather_pixels(x, idx).view(N, C, H, W) * inside.unsqueeze(1).to(x.dtype)
+
+    def _rotate(self, x: Tensor, u: Tensor) -> Tensor:
+        fill = x.mean(dim=(0, 2, 3)).mean()
+        deg = (_uniform_int(u[:, 0], 2 * self.rotate) - self.rotate).to(_coord_dtype(x))
+        a = deg / 180.0 * math.pi
+        c, si, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+        theta = torch.stack([torch.stack([c, -si, zero], 1), torch.stack([si, c, zero], 1)], 1)
+        return affine_warp(x - fill, theta) + fill

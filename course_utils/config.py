@@ -18,6 +18,8 @@ import ast
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from . import validate as checks
+
 PROFILE_NAMES = ("quick", "standard", "full")
 
 #: Settings shared by every notebook. quick = a 2-core laptop CPU (and CI), each notebook <= ~4 min;
@@ -26,7 +28,8 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "quick": MappingProxyType(dict(
         device="auto",
         model="convnet", model_width=32,        # width-128 ConvNet costs ~1 s per 256-image step on 2 cores
-        eval_epochs=50, eval_models=2, eval_dsa=False,
+        eval_protocol="plain", eval_epochs=50,  # cheap, and not a paper's protocol: tables say so
+        eval_models=2, random_draws=2,
         test_per_class=200,                     # evaluate on a class-balanced 2 000-image test subset
         full_epochs=1,                          # full-data baseline: one epoch
         ipcs=(1, 10, 50),
@@ -36,7 +39,8 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "standard": MappingProxyType(dict(
         device="auto",
         model="convnet", model_width=128,
-        eval_epochs=300, eval_models=5, eval_dsa=False,
+        eval_protocol="paper", eval_epochs=None,  # every row as the paper it is compared with (protocol.py)
+        eval_models=5, random_draws=5,
         test_per_class=None,                    # None = the whole test set
         full_epochs=10,
         ipcs=(1, 10, 50),
@@ -46,7 +50,8 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "full": MappingProxyType(dict(
         device="auto",
         model="convnet", model_width=128,
-        eval_epochs=1000, eval_models=20, eval_dsa=True,
+        eval_protocol="paper", eval_epochs=None,
+        eval_models=20, random_draws=5,
         test_per_class=None,
         full_epochs=50,
         ipcs=(1, 10, 50),
@@ -134,32 +139,22 @@ class Settings(dict):
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.items()}
 
 
-def _choices(name: str, value: Any, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, valid))}")
-
-
-def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-_POSITIVE_SUFFIXES = ("_epochs", "_models", "_width", "_steps", "_iterations", "_size")
+_POSITIVE_SUFFIXES = ("_epochs", "_models", "_width", "_steps", "_iterations", "_size", "_draws")
 
 
 def _check_one(key: str, value: Any) -> None:
-    from . import data, models  # local import: config stays importable on its own
+    from . import data, models, protocol  # local import: config stays importable on its own
 
     if key == "profile":
-        _choices(key, value, PROFILE_NAMES)
+        checks.choice(key, value, PROFILE_NAMES)
     elif key == "dataset":
         data.dataset_info(value)  # raises with the list of valid datasets
     elif key in ("model", "models"):
         for name in ([value] if isinstance(value, str) else value):
             if str(name).lower() not in models.MODEL_NAMES:
                 raise ValueError(f"{key}: unknown model {name!r}; valid: {', '.join(models.MODEL_NAMES)}")
+    elif key == "eval_protocol":
+        checks.choice(key, value, (*protocol.PROTOCOL_NAMES, "paper"))
     elif key == "seed":
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"seed must be a non-negative integer, got {value!r}")
@@ -167,11 +162,13 @@ def _check_one(key: str, value: Any) -> None:
         if not value:
             raise ValueError("ipcs must list at least one images-per-class value")
         for ipc in value:
-            _positive_int("ipc", ipc)
+            checks.positive_int("ipc", ipc)
+    elif key == "eval_epochs":
+        checks.positive_int(key, value, allow_none=True)  # None = the protocol's own
     elif key == "ipc" or key.endswith(_POSITIVE_SUFFIXES):
-        _positive_int(key, value)
+        checks.positive_int(key, value)
     elif key.endswith("per_class"):
-        _positive_int(key, value, allow_none=True)  # None = use every image
+        checks.positive_int(key, value, allow_none=True)  # None = use every image
     elif key == "device" and value != "auto" and value != "cpu" and not str(value).startswith("cuda"):
         raise ValueError(f"device={value!r} is not valid; valid: auto, cpu, cuda, cuda:N")
 
@@ -188,10 +185,10 @@ def resolve(profile: str = "quick", notebook: str | None = None, **parameters: A
     >>> resolve("quick", dataset="fashion_mnist").eval_epochs
     50
     """
-    _choices("profile", profile, PROFILE_NAMES)
+    checks.choice("profile", profile, PROFILE_NAMES)
     settings = Settings(PROFILES[profile])
     if notebook is not None:
-        _choices("notebook", notebook, tuple(NOTEBOOK_PROFILES))
+        checks.choice("notebook", notebook, tuple(NOTEBOOK_PROFILES))
         settings.update(NOTEBOOK_PROFILES[notebook][profile])
     settings["profile"] = profile
     for key, value in parameters.items():

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -33,7 +35,6 @@ from typing import Iterator, Sequence
 
 import torch
 from torchvision import datasets as tv_datasets
-from torchvision.datasets.utils import check_integrity
 
 __all__ = [
     "DATASETS",
@@ -186,21 +187,32 @@ class ImageSet:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo | str):
         if isinstance(info, str):
             info = dataset_info(info)
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise TypeError(
+                f"images and labels must be torch tensors, got {type(images).__name__} and {type(labels).__name__}"
+            )
         if images.ndim != 4:
             raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-            raise ValueError(
-                f"labels must be 1-D with {images.shape[0]} entries, "
-                f"got shape {tuple(labels.shape)}"
-            )
+            raise ValueError(f"labels must be 1-D with {images.shape[0]} entries, got shape {tuple(labels.shape)}")
         if labels.device != images.device:
             raise ValueError(f"images on {images.device} but labels on {labels.device}")
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= info.num_classes):
+            bad = labels[(labels < 0) | (labels >= info.num_classes)]
+            raise ValueError(
+                f"labels out of range for {info.name}: {sorted(set(bad.tolist()))[:10]} "
+                f"(valid: 0..{info.num_classes - 1})"
+            )
         self.images = images
         self.labels = labels.long()
         self.info = info
         self.name = info.name
         self.num_classes = info.num_classes
         self._indices_by_class: list[torch.Tensor] | None = None
+        self._class_table: tuple | None = None
+        self._fingerprint: str | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -222,7 +234,18 @@ class ImageSet:
         moved = ImageSet(self.images.to(device), self.labels.to(device), self.info)
         if self._indices_by_class is not None:
             moved._indices_by_class = [idx.to(device) for idx in self._indices_by_class]
+        moved._fingerprint = self._fingerprint  # the same data
         return moved
+
+    def fingerprint(self) -> str:
+        """A hash of the images, labels and dataset name (computed once): checkpoints use it to refuse other data."""
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(f"{self.name}|{tuple(self.images.shape)}|{self.images.dtype}".encode())
+            for t in (self.images, self.labels):
+                h.update(t.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().data)
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     # ---- per-class access
 
@@ -253,18 +276,32 @@ class ImageSet:
         self._check_sample_size(n, {c: idx.numel()})
         return self.images[idx[self._randperm(idx.numel(), generator)[:n]]]
 
-    def sample_balanced(
-        self, n_per_class: int, generator: torch.Generator | None = None
+    def sample_per_class(
+        self, n: int, generator: torch.Generator | None = None, *, replacement: bool = False
     ) -> torch.Tensor:
+        """Indices of ``n`` random examples of every class, as a ``(num_classes, n)`` tensor (row c: class c).
+
+        One draw for all classes at once (no Python loop over classes): without replacement, each class's
+        examples get random keys and the ``n`` smallest win; with replacement, ``n`` uniform picks per class.
+        """
+        index, counts, pad, available = self._table()
+        if replacement:
+            self._check_sample_size(1 if int(n) >= 1 else n, available)  # n >= 1 and no empty class
+            u = torch.rand(len(counts), int(n), generator=generator, device=_device_of(generator)).to(self.device)
+            pick = torch.minimum((u * counts.view(-1, 1)).long(), (counts - 1).view(-1, 1))
+        else:
+            self._check_sample_size(n, available)
+            keys = torch.rand(pad.shape, generator=generator, device=_device_of(generator)).to(self.device)
+            pick = keys.masked_fill(pad, 2.0).topk(int(n), dim=1, largest=False, sorted=True).indices
+        return index.gather(1, pick)
+
+    def sample_balanced(self, n_per_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Indices of a class-balanced random subset: ``n_per_class`` from every class.
 
         Drawn without replacement within each class and ordered class by class
         (class 0 first), so ``labels[result]`` is ``[0]*n + [1]*n + ...``.
         """
-        by_class = self.indices_by_class
-        self._check_sample_size(n_per_class, {c: idx.numel() for c, idx in enumerate(by_class)})
-        picks = [idx[self._randperm(idx.numel(), generator)[:n_per_class]] for idx in by_class]
-        return torch.cat(picks)
+        return self.sample_per_class(n_per_class, generator).flatten()
 
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageSet:
         """A new ImageSet with the examples at ``indices`` (copies the tensors)."""
@@ -303,6 +340,18 @@ class ImageSet:
                 f"{self.name} ({len(self)} examples): {listed}"
             )
 
+    def _table(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, int]]:
+        """(index, counts, pad, {class: count}): every class's indices in a row of a padded table, built once."""
+        if self._class_table is None:
+            by_class = self.indices_by_class
+            counts = torch.tensor([len(i) for i in by_class], device=self.device)
+            index = torch.zeros(len(by_class), max(1, int(counts.max())), dtype=torch.long, device=self.device)
+            for c, idx in enumerate(by_class):
+                index[c, : len(idx)] = idx
+            pad = torch.arange(index.shape[1], device=self.device).view(1, -1) >= counts.view(-1, 1)
+            self._class_table = (index, counts, pad, {c: len(i) for c, i in enumerate(by_class)})
+        return self._class_table
+
     def _randperm(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         # randperm must run on the generator's device; the result is moved to the data.
         gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -314,6 +363,11 @@ class ImageSet:
 # (name, train, resolved root) -> ImageSet. Shared objects: callers must not
 # modify them in place (use .subset() / .to() / tensor.clone() to get copies).
 _CACHE: dict[tuple[str, bool, str], ImageSet] = {}
+
+
+def _device_of(generator: torch.Generator | None) -> torch.device:
+    """Random numbers are drawn on the generator's device (then moved to the data)."""
+    return generator.device if generator is not None else torch.device("cpu")
 
 
 def clear_cache() -> None:
@@ -371,27 +425,96 @@ def _to_imageset(raw, info: DatasetInfo) -> ImageSet:
 
 
 def _open_torchvision(name: str, folder: Path, train: bool, download: bool):
-    """Construct the torchvision dataset, turning every failure into DatasetNotAvailableError."""
+    """Construct the torchvision dataset, turning every failure into DatasetNotAvailableError.
+
+    MNIST-family files are checked first (``_verify_mnist_files``): a corrupt archive is named, a corrupt
+    extracted file is extracted again from its verified archive.
+    """
     cls = _TV_CLASS[name]
-    state = _local_state(cls, folder)
+    state = _verify_mnist_files(cls, folder) if not _is_cifar(cls) else _cifar_state(cls, folder)
     if state is None and not download:
         problem = f"{cls.__name__} not found under {folder} and download=False"
         raise DatasetNotAvailableError(_missing_message(cls, folder, problem))
-    # "archive": the verified .gz / tarball is on disk; torchvision's download()
+    # CIFAR "archive": the verified tarball is on disk; torchvision's download()
     # then only extracts it (it checks the md5 and skips the network).
-    tv_download = state != "extracted"
+    tv_download = state not in ("extracted", "verified")
     try:
         with _quiet_stdout(), _socket_timeout(None if state else _DOWNLOAD_TIMEOUT_S):
-            return cls(str(folder), train=train, download=tv_download)
+            dataset = cls(str(folder), train=train, download=tv_download)
+        if tv_download and not _is_cifar(cls):  # freshly downloaded: record the extracted files' checksums
+            _verify_mnist_files(cls, folder)
+        return dataset
+    except DatasetNotAvailableError:
+        raise
     except Exception as exc:  # URLError, RuntimeError, OSError, bad pickle/gzip, ...
         if state is None:
             problem = f"{cls.__name__} not found under {folder} and it could not be downloaded"
         else:
-            problem = (
-                f"{cls.__name__} files under {folder} could not be read (incomplete or corrupted?)"
-            )
+            problem = f"{cls.__name__} files under {folder} could not be read (incomplete or corrupted?)"
         problem += f" ({_describe(exc)})"
         raise DatasetNotAvailableError(_missing_message(cls, folder, problem)) from exc
+
+
+def _md5(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _corrupt_archive(cls, folder: Path, path: Path, expected: str, actual: str) -> DatasetNotAvailableError:
+    problem = (
+        f"{path} is corrupt: md5 mismatch (expected {expected}, got {actual}); it is not the original file. "
+        f"Delete it (it is downloaded again when a network is available) or replace it with the original"
+    )
+    return DatasetNotAvailableError(_missing_message(cls, folder, problem))
+
+
+def _extract(gz_path: Path, target: Path, sidecar: Path) -> None:
+    """Decompress ``gz_path`` to ``target`` atomically and record the result's md5 in ``sidecar``."""
+    partial = target.with_name(target.name + ".part")
+    h = hashlib.md5()
+    with gzip.open(gz_path, "rb") as src, open(partial, "wb") as dst:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            h.update(block)
+            dst.write(block)
+    os.replace(partial, target)
+    sidecar.write_text(h.hexdigest() + "\n")
+
+
+def _verify_mnist_files(cls, folder: Path) -> str | None:
+    """Check an MNIST-family folder; return "verified", "extracted" or None (files missing: download needed).
+
+    Every ``.gz`` present must have the original md5 (else ``DatasetNotAvailableError`` names it). Each extracted
+    file made from a verified archive has a ``.md5`` record beside it; a missing record or a mismatch (a truncated
+    or overwritten file) extracts the file again from the archive. Extracted files without archives are
+    trusted as given ("extracted"), unless their record says they changed.
+    """
+    raw = folder / cls.__name__ / "raw"
+    states = []
+    for gz, md5 in cls.resources:
+        gz_path, target = raw / gz, raw / gz[: -len(".gz")]
+        sidecar = target.with_name(target.name + ".md5")
+        recorded = sidecar.read_text().strip() if sidecar.is_file() else None
+        if gz_path.is_file():
+            actual = _md5(gz_path)
+            if actual != md5:
+                raise _corrupt_archive(cls, folder, gz_path, md5, actual)
+            if recorded is None or not target.is_file() or _md5(target) != recorded:
+                _extract(gz_path, target, sidecar)
+            states.append("verified")
+        elif target.is_file():
+            if recorded is not None and _md5(target) != recorded:
+                problem = (
+                    f"{target} has changed since it was extracted (md5 differs from {sidecar.name}) and its "
+                    f"archive {gz} is not there to extract it again"
+                )
+                raise DatasetNotAvailableError(_missing_message(cls, folder, problem))
+            states.append("extracted")
+        else:
+            return None
+    return "verified" if all(st == "verified" for st in states) else "extracted"
 
 
 def _describe(exc: BaseException, limit: int = 300) -> str:
@@ -406,27 +529,23 @@ def _is_cifar(cls) -> bool:
     return issubclass(cls, tv_datasets.CIFAR10)
 
 
-def _local_state(cls, folder: Path) -> str | None:
-    """What is on disk for ``cls`` under ``folder``.
+def _cifar_state(cls, folder: Path) -> str | None:
+    """What is on disk for a CIFAR class under ``folder``.
 
-    "extracted": the files torchvision reads are there (no download needed);
-    "archive": the original compressed files are there with the right md5
-    (torchvision extracts them without network); None: a download is needed.
-    Checking this ourselves lets us forbid the network when download=False and
-    bound it with a timeout otherwise.
+    "extracted": the batch files torchvision reads are there (torchvision checks each one's md5 when it loads);
+    "archive": the original tarball is there with the right md5 (torchvision extracts it without network);
+    None: a download is needed. A tarball with another md5 is an error naming it. Checking this ourselves lets
+    us forbid the network when download=False and bound it with a timeout otherwise.
     """
-    if _is_cifar(cls):
-        base = folder / cls.base_folder
-        needed = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-        if all((base / f).is_file() for f in needed):
-            return "extracted"
-        if check_integrity(str(folder / cls.filename), cls.tgz_md5):
-            return "archive"
-        return None
-    raw = folder / cls.__name__ / "raw"
-    if all((raw / gz[: -len(".gz")]).is_file() for gz, _ in cls.resources):
+    base = folder / cls.base_folder
+    needed = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    if all((base / f).is_file() for f in needed):
         return "extracted"
-    if all(check_integrity(str(raw / gz), md5) for gz, md5 in cls.resources):
+    tarball = folder / cls.filename
+    if tarball.is_file():
+        actual = _md5(tarball)
+        if actual != cls.tgz_md5:
+            raise _corrupt_archive(cls, folder, tarball, cls.tgz_md5, actual)
         return "archive"
     return None
 
@@ -468,26 +587,31 @@ def _socket_timeout(seconds: float | None) -> Iterator[None]:
 _SHARED_FOLDERS = ("MNIST", "FashionMNIST")
 
 
-def copy_shared_data(
-    src: str | os.PathLike, root: str | os.PathLike | None = None
-) -> list[Path]:
-    """Copy ``src/{MNIST,FashionMNIST}/raw/*.gz`` into the data root.
+def copy_shared_data(src: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Path]:
+    """Copy ``src/{MNIST,FashionMNIST}/raw/*.gz`` into the data root, verifying md5 checksums.
 
-    Files already present with the same size are skipped. Returns the paths
-    that were written. Raises FileNotFoundError if ``src`` holds none of them.
+    A target that already holds the original file (its md5 is the dataset's) is skipped; any other target (missing,
+    truncated, or a same-size corrupt copy) is replaced. A source whose md5 is wrong is an error naming it: it is
+    never copied. Returns the paths that were written. Raises FileNotFoundError if ``src`` holds none of them.
     """
     src = Path(src).expanduser()
     dest_root = data_root(root)
     sources = [p for sub in _SHARED_FOLDERS for p in sorted((src / sub / "raw").glob("*.gz"))]
     if not sources:
         raise FileNotFoundError(
-            f"no {'/'.join(_SHARED_FOLDERS)} .gz files under {src} "
-            f"(expected {src / 'MNIST' / 'raw' / '*.gz'})"
+            f"no {'/'.join(_SHARED_FOLDERS)} .gz files under {src} (expected {src / 'MNIST' / 'raw' / '*.gz'})"
         )
+    expected = {
+        (cls.__name__, gz): md5 for cls in (tv_datasets.MNIST, tv_datasets.FashionMNIST) for gz, md5 in cls.resources
+    }
     written = []
     for path in sources:
-        target = dest_root / path.relative_to(src)
-        if target.is_file() and target.stat().st_size == path.stat().st_size:
+        rel = path.relative_to(src)
+        md5 = expected.get((rel.parts[0], path.name))
+        if md5 is not None and _md5(path) != md5:
+            raise ValueError(f"{path}: md5 mismatch (expected {md5}, got {_md5(path)}): the source is corrupt; not copied")
+        target = dest_root / rel
+        if target.is_file() and md5 is not None and _md5(target) == md5:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         # Copy contents only (not the read-only mode of the shared files), and
@@ -515,7 +639,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"copied {len(written)} file(s) into {root}")
     print(f"data root: {root}")
     for name in DATASETS:
-        state = _local_state(_TV_CLASS[name], root) or "missing"
+        cls = _TV_CLASS[name]
+        try:
+            state = (_cifar_state(cls, root) if _is_cifar(cls) else _verify_mnist_files(cls, root)) or "missing"
+        except DatasetNotAvailableError as err:
+            state = f"CORRUPT: {err}"
         print(f"  {name:14s} {state}")
     return 0
 

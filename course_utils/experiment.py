@@ -1,81 +1,150 @@
-"""Run one method at one IPC under the evaluation protocol and record the result.
+"""Run one method at one IPC under an evaluation protocol and record the result.
 
-Notebooks call ``run_method`` in a loop over methods and IPCs; each call selects/distils the set,
-evaluates it with ``training.evaluate`` under the profile's settings, and writes one JSON record
-(``results.save_record``) so that a batch of reruns ends with one table.
+Notebooks call ``run_method`` in a loop over methods and IPCs; each call selects/distils the set, evaluates it
+with ``training.evaluate`` under the profile's protocol (``eval_protocol``: "plain", "dc", "dsa", or "paper":
+the protocol of the method's own paper), and writes one JSON record (``results.save_record``) so that a batch of
+reruns ends with one table.
+
+Randomness per run: unless a generator is passed, each run draws from its own generator derived from
+``(seed, method, dataset, ipc, variant, purpose)`` (``repro.run_generator``), so a result does not depend on
+which runs a notebook made before it. A random subset is a draw, not a method with one answer: it is drawn
+``random_draws`` times and its record holds the accuracies of every draw (mean over draws).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from . import methods, results, training
+from . import methods, networks, protocol, repro, results, training, validate
 from .data import ImageSet
 from .synthetic import SyntheticSet
+
+__all__ = ["MethodRun", "eval_protocol", "eval_kwargs", "distill_model", "run_method", "run_full_data", "save_result"]
 
 
 @dataclass
 class MethodRun:
     method: str
     ipc: int
-    synthetic: SyntheticSet
-    result: training.EvalResult
+    synthetic: SyntheticSet  # the (first) set
+    result: training.EvalResult  # every draw's networks together
     distill_seconds: float
     record_path: Path | None
+    draws: list[training.EvalResult] = field(default_factory=list)
 
 
-def eval_kwargs(cfg: Mapping[str, Any]) -> dict:
-    """The protocol settings of a profile (``config.resolve``) as keyword arguments of ``training.evaluate``."""
-    return {"model": cfg["model"], "model_kwargs": {"width": cfg["model_width"]} if cfg["model"].startswith("convnet") else {},
-            "num_models": cfg["eval_models"], "epochs": cfg["eval_epochs"], "dsa": cfg["eval_dsa"],
-            "seed": cfg["seed"], "device": cfg["device"]}
+def _model_kwargs(cfg: Mapping[str, Any]) -> dict:
+    return {"width": cfg["model_width"]} if str(cfg["model"]).startswith("convnet") else {}
+
+
+def eval_protocol(cfg: Mapping[str, Any], method: str | None, dataset: str) -> protocol.Protocol:
+    """The protocol of a profile (``cfg["eval_protocol"]``, ``cfg["eval_epochs"]`` overriding its epochs)."""
+    return protocol.resolve(cfg.get("eval_protocol", "plain"), dataset, method=method, epochs=cfg.get("eval_epochs"))
+
+
+def eval_kwargs(cfg: Mapping[str, Any], method: str | None = None, dataset: str | None = None) -> dict:
+    """The evaluation settings of a profile as keyword arguments of ``training.evaluate``.
+
+    ``method`` picks the paper's protocol when the profile says "paper"; ``dataset`` defaults to ``cfg["dataset"]``.
+    """
+    dataset = dataset or cfg["dataset"]
+    return {"protocol": eval_protocol(cfg, method, dataset), "model": cfg["model"], "model_kwargs": _model_kwargs(cfg),
+            "num_models": cfg["eval_models"], "seed": cfg["seed"], "device": cfg["device"]}
+
+
+def distill_model(cfg: Mapping[str, Any], name: str | None = None) -> networks.FreshInit:
+    """The network sampler a profile distils with: a fresh ``name`` (default ``cfg["model"]``) at the profile's width."""
+    name = name or cfg["model"]
+    return networks.FreshInit(name, **({"width": cfg["model_width"]} if name.startswith("convnet") else {}))
+
+
+def _merge(results_: list[training.EvalResult]) -> training.EvalResult:
+    if len(results_) == 1:
+        return results_[0]
+    first = results_[0]
+    settings = {**first.settings, "draws": len(results_), "draw_means": [r.mean for r in results_]}
+    return training.EvalResult([a for r in results_ for a in r.accuracies],
+                               [t for r in results_ for t in r.train_seconds],
+                               [t for r in results_ for t in r.test_seconds],
+                               first.model, first.epochs, first.num_images, settings)
 
 
 def run_method(method: str, train_set: ImageSet, test_set: ImageSet, ipc: int, *, cfg: Mapping[str, Any],
-               generator: torch.Generator, experiment: str, save: bool = True, **method_kwargs) -> MethodRun:
-    """Distil (or select) ``ipc`` images per class with ``method``, evaluate them, record the run."""
-    t0 = time.perf_counter()
-    syn = methods.distill(method, train_set, ipc, generator=generator, **method_kwargs)
-    distill_seconds = time.perf_counter() - t0
-    kwargs = eval_kwargs(cfg)
-    result = training.evaluate_set(syn, test_set, **kwargs)
+               experiment: str, generator: torch.Generator | None = None, variant: str = "", draws: int | None = None,
+               save: bool = True, **method_kwargs) -> MethodRun:
+    """Distil (or select) ``ipc`` images per class with ``method``, evaluate them, record the run.
+
+    ``variant`` names a setting of the same method (e.g. "noise-init") in the record and in the run's seed.
+    ``draws``: sets made and evaluated (default ``cfg["random_draws"]`` for "random", else 1); every draw uses
+    its own run generator (or continues ``generator`` when one is passed).
+    """
+    methods.info(method)
+    draws = (cfg.get("random_draws", 1) if method == "random" else 1) if draws is None else draws
+    validate.positive_int("draws", draws)
+    kwargs = eval_kwargs(cfg, method, train_set.name)
+    sets, evals, distill_seconds = [], [], 0.0
+    for d in range(draws):
+        gen = generator if generator is not None else repro.run_generator(cfg["seed"], method, train_set.name, ipc,
+                                                                          variant, f"draw{d}")
+        t0 = time.perf_counter()
+        syn = methods.distill(method, train_set, ipc, generator=gen, **method_kwargs)
+        distill_seconds += time.perf_counter() - t0
+        sets.append(syn)
+        evals.append(training.evaluate_set(syn, test_set, **kwargs))
+    result = _merge(evals)
     path = None
     if save:
-        params = {"ipc": ipc, "profile": cfg.get("profile"), **{k: v for k, v in kwargs.items() if k != "device"},
-                  "method_kwargs": {k: v for k, v in method_kwargs.items() if not isinstance(v, torch.nn.Module)},
+        syn = sets[0]
+        params = {"ipc": ipc, "profile": cfg.get("profile"), "variant": variant, "draws": draws,
+                  "hparams": syn.meta.get("hparams", {}), "model": syn.meta.get("model"),
+                  "feature_map": syn.meta.get("feature_map"),
+                  "eval": {"model": kwargs["model"], "model_kwargs": kwargs["model_kwargs"],
+                           "num_models": kwargs["num_models"]},
                   "test_images": len(test_set)}
-        record = results.make_record(experiment, method=method, dataset=train_set.name, params=params,
-                                     seed=cfg["seed"], device=result.settings["device"],
-                                     metrics={"mean": result.mean, "std": result.std, "accuracies": result.accuracies},
-                                     timings={"distill": distill_seconds, "evaluate_train": sum(result.train_seconds),
-                                              "evaluate_test": sum(result.test_seconds)})
-        path = results.save_record(record)
-    return MethodRun(method, ipc, syn, result, distill_seconds, path)
+        extra = {"draw_means": [r.mean for r in evals]} if draws > 1 else {}
+        path = save_result(experiment, method=method, dataset=train_set.name, cfg=cfg, params=params,
+                           result=result, metrics_extra=extra,
+                           timings={"distill": distill_seconds, "evaluate_train": sum(result.train_seconds),
+                                    "evaluate_test": sum(result.test_seconds)})
+    return MethodRun(method, ipc, sets[0], result, distill_seconds, path, evals)
 
 
 def run_full_data(train_set: ImageSet, test_set: ImageSet, *, cfg: Mapping[str, Any], experiment: str,
                   save: bool = True) -> tuple[torch.nn.Module, training.EvalResult, Path | None]:
-    """Train the full-data baseline for ``cfg['full_epochs']`` epochs and record it (method ``full_data``).
-
-    Returns the trained network, its result and the record's path.
-    """
-    kwargs = eval_kwargs(cfg)
-    net, result = training.train_full(train_set, test_set, epochs=cfg["full_epochs"], model=kwargs["model"],
-                                      model_kwargs=kwargs["model_kwargs"], seed=cfg["seed"], device=cfg["device"],
-                                      dsa=kwargs["dsa"])
+    """Train the full-data baseline for ``cfg['full_epochs']`` epochs (no augmentation) and record it
+    (method ``full_data``). Returns the trained network, its result and the record's path."""
+    net, result = training.train_full(train_set, test_set, epochs=cfg["full_epochs"], model=cfg["model"],
+                                      model_kwargs=_model_kwargs(cfg), seed=cfg["seed"], device=cfg["device"])
     path = None
     if save:
-        params = {"profile": cfg.get("profile"), "model": kwargs["model"], "model_kwargs": kwargs["model_kwargs"],
-                  "epochs": cfg["full_epochs"], "dsa": kwargs["dsa"], "train_images": len(train_set),
-                  "test_images": len(test_set)}
-        record = results.make_record(experiment, method="full_data", dataset=train_set.name, params=params,
-                                     seed=cfg["seed"], device=result.settings["device"],
-                                     metrics={"mean": result.mean, "std": result.std, "accuracies": result.accuracies},
-                                     timings={"train": result.train_seconds[0], "test": result.test_seconds[0]})
-        path = results.save_record(record)
+        params = {"profile": cfg.get("profile"), "model": cfg["model"], "model_kwargs": _model_kwargs(cfg),
+                  "epochs": cfg["full_epochs"], "train_images": len(train_set), "test_images": len(test_set)}
+        path = save_result(experiment, method="full_data", dataset=train_set.name, cfg=cfg, params=params,
+                           result=result, timings={"train": result.train_seconds[0], "test": result.test_seconds[0]})
     return net, result, path
+
+
+def save_result(experiment: str, *, method: str, dataset: str, cfg: Mapping[str, Any], params: Mapping[str, Any],
+                result: training.EvalResult | None = None, accuracies: list[float] | None = None,
+                protocol_info: Mapping[str, Any] | str | None = None, metrics_extra: Mapping[str, Any] | None = None,
+                timings: Mapping[str, float] | None = None) -> Path:
+    """Write one record in the course's schema, from an ``EvalResult`` (its protocol included) or from
+    ``accuracies`` measured another way (then ``protocol_info`` says how, e.g. "krr predictor")."""
+    if (result is None) == (accuracies is None):
+        raise ValueError("pass exactly one of result= and accuracies=")
+    if result is not None:
+        accuracies, protocol_info = result.accuracies, result.settings.get("protocol", protocol_info)
+        device = result.settings.get("device", cfg["device"])
+    else:
+        device = cfg["device"]
+    if protocol_info is None:
+        raise ValueError("say how the accuracies were measured: protocol_info=")
+    record = results.make_record(experiment, method=method, dataset=dataset, params=params, seed=cfg["seed"],
+                                 device=device, metrics=results.metrics(accuracies, **dict(metrics_extra or {})),
+                                 protocol=protocol_info, timings=timings)
+    return results.save_record(record)

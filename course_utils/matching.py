@@ -42,13 +42,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .augment import DSA, AugSample
 
 __all__ = [
     "DISTANCES", "IMPLEMENTATIONS", "EPS",
     "check_distance", "check_implementation", "matched_parameter_names",
     "class_distances", "gradient_distance", "class_gradients", "matching_loss",
-    "freeze_batchnorm", "has_batchnorm", "siamese_by_class",
+    "freeze_batchnorm", "has_batchnorm",
 ]
 
 #: Gradient distances: the DC paper's layer-wise one, squared error, one global cosine.
@@ -230,54 +229,3 @@ def freeze_batchnorm(model: nn.Module, images: Tensor) -> bool:
         m.momentum = momentum
         m.eval()
     return True
-
-
-# ----------------------------------------------------------------------------------------------
-# siamese augmentation, one transformation per class, applied to all classes at once
-# ----------------------------------------------------------------------------------------------
-
-def _per_image(samples: Sequence[AugSample], repeats: int) -> dict[str, Tensor]:
-    """Concatenate size-1 samples' parameters, each repeated ``repeats`` times (one per image)."""
-    out = {}
-    for key in AugSample._TENSORS:
-        values = [getattr(s, key) for s in samples]
-        if values[0] is not None:
-            out[key] = torch.cat(values).repeat_interleave(repeats, dim=0)
-    return out
-
-
-def siamese_by_class(dsa: DSA, real: Tensor, syn: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """DSA's siamese augmentation with one transformation per class, shared by ``real[c]`` and ``syn[c]``.
-
-    ``real`` (K, n, C, H, W) and ``syn`` (K, m, C, H, W). For every class ``c`` (in order) one transformation
-    ``A_ω_c`` is drawn with ``dsa.sample(1, generator)`` (in mode "single" its op too) and
-    ``real[c] ← A_ω_c(real[c])``, ``syn[c] ← A_ω_c(syn[c])``: the matching compares both under the same view.
-    Classes that drew the same op(s) are augmented together in one batched call (at most one call per op),
-    with the same values as ``dsa.apply`` class by class.
-    """
-    if dsa.is_identity:
-        return real, syn
-    k, n, m = real.shape[0], real.shape[1], syn.shape[1]
-    if syn.shape[0] != k:
-        raise ValueError(f"real and synthetic batches need the same number of classes, got {k} and {syn.shape[0]}")
-    samples = [dsa.sample(1, generator, device=real.device) for _ in range(k)]
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for c, s in enumerate(samples):
-        groups.setdefault(s.ops, []).append(c)
-    shape_r, shape_s = real.shape[2:], syn.shape[2:]
-    pieces_r, pieces_s, order = [], [], []
-    for ops, classes in groups.items():
-        idx = torch.tensor(classes, device=real.device)
-        group = [samples[c] for c in classes]
-        xr = real.index_select(0, idx).reshape(-1, *shape_r)
-        xs = syn.index_select(0, idx).reshape(-1, *shape_s)
-        params = {key: torch.cat([a, b]) for (key, a), b in
-                  zip(_per_image(group, n).items(), _per_image(group, m).values())}
-        out = dsa.apply(torch.cat([xr, xs]), AugSample(n=len(xr) + len(xs), ops=ops, **params))
-        pieces_r.append(out[:len(xr)].view(len(classes), n, *shape_r))
-        pieces_s.append(out[len(xr):].view(len(classes), m, *shape_s))
-        order += classes
-    if len(groups) == 1:
-        return pieces_r[0], pieces_s[0]
-    inverse = torch.argsort(torch.tensor(order, device=real.device))
-    return torch.cat(pieces_r).index_select(0, inverse), torch.cat(pieces_s).index_select(0, inverse)

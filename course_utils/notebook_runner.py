@@ -5,7 +5,10 @@
 
 Executed notebooks go to ``output/notebooks`` (git-ignored), result records to ``output/results``.
 Parameter names are checked against each notebook's ``parameters`` cell before anything runs:
-papermill itself would only warn about a typo and silently run the defaults.
+papermill itself would only warn about a typo and silently run the defaults. A value given for a list
+parameter on its own (``-p ipcs 10``) means a one-element list (``[10]``). A notebook that fails is reported
+with its error (``cell N: Error: message``) and the others still run; the table at the end reads every
+record, and a file that is not a readable record is named and skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from .config import PROFILE_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+#: The columns of the final table (every record has them: ``results`` keeps one schema).
+TABLE_COLUMNS = ["experiment", "method", "dataset", "params.ipc", "metrics.mean", "metrics.std", "protocol.label",
+                 "environment.device"]
 
 
 def list_notebooks(selection: list[str] | None = None) -> list[Path]:
@@ -42,11 +48,28 @@ def declared_parameters(path: Path) -> dict:
     return pm.inspect_notebook(str(path))
 
 
-def check_parameters(path: Path, parameters: dict) -> None:
+def check_parameters(path: Path, parameters: dict) -> dict:
+    """``parameters`` checked against the notebook's declarations; a scalar for a list parameter becomes a list."""
     declared = declared_parameters(path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise SystemExit(f"{path.name}: unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(declared)}")
+    out = dict(parameters)
+    for name, value in parameters.items():
+        if declared[name]["inferred_type_name"] == "list" and value is not None and not isinstance(value, (list, tuple)):
+            out[name] = [value]
+    return out
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a failed notebook: the cell and the error papermill reports (``ename: evalue``)."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        cell = getattr(exc, "exec_count", None)
+        where = f"cell {cell}: " if cell is not None else ""
+        return f"{where}{ename}: {evalue}"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def _value(text: str):
@@ -60,24 +83,25 @@ def run(profile: str, parameters: dict, selection: list[str] | None, out: Path) 
     import papermill as pm
 
     books = list_notebooks(selection)
-    for book in books:  # validate all before running any
-        check_parameters(book, {"profile": profile, **parameters})
+    checked = {book: check_parameters(book, {"profile": profile, **parameters}) for book in books}  # all first
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for book in books:
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(book), str(out / book.name), parameters={"profile": profile, **parameters},
+            pm.execute_notebook(str(book), str(out / book.name), parameters=checked[book],
                                 cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3")
             status = "ok"
         except Exception as exc:  # keep going: the table shows what ran
             failures += 1
-            status = f"FAILED ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            status = f"FAILED ({describe_failure(exc)}; the executed notebook is {out / book.name})"
         print(f"[course] {book.stem}: {status} in {time.perf_counter() - t0:.1f} s", flush=True)
-    records = results.load_records()
+    skipped: list = []
+    records = results.load_records(skipped=skipped)
+    for path, reason in skipped:
+        print(f"[course] skipped {path}: not a readable result record ({reason})")
     if records:
-        print(results.markdown_table(records, ["experiment", "method", "dataset", "params.ipc",
-                                               "metrics.mean", "metrics.std", "environment.device"]))
+        print(results.markdown_table(records, TABLE_COLUMNS))
     return 1 if failures else 0
 
 

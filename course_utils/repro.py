@@ -7,6 +7,7 @@ Same seed, same machine, same profile => bit-identical synthetic sets and accura
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 
@@ -32,12 +33,13 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def seed_everything(seed: int, device: str | torch.device | None = None, *, strict: bool = True,
+def seed_everything(seed: int, device: str | torch.device = "cpu", *, strict: bool = True,
                     threads: int | None = None) -> torch.Generator:
     """Seed python/numpy/torch, switch on deterministic kernels and return a generator on ``device``.
 
-    strict=True also disables TF32 so GPU matmuls are full fp32. The returned generator lives on the
-    device where random tensors are drawn (CPU here unless ``device`` is CUDA).
+    strict=True also disables TF32 so GPU matmuls are full fp32. The returned generator lives on ``device``
+    (default: the CPU, whatever GPU is visible: the course draws its random numbers on the CPU so that the same
+    seed gives the same draws on every machine, and moves them to the data).
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -55,8 +57,8 @@ def seed_everything(seed: int, device: str | torch.device | None = None, *, stri
     return make_generator(seed, device)
 
 
-def make_generator(seed: int, device: str | torch.device | None = "cpu") -> torch.Generator:
-    """A fresh ``torch.Generator`` seeded with ``seed`` (no global state touched)."""
+def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` seeded with ``seed`` (no global state touched); on the CPU unless asked."""
     dev = resolve_device(device)
     g = torch.Generator(device=dev)
     g.manual_seed(seed)
@@ -66,3 +68,28 @@ def make_generator(seed: int, device: str | torch.device | None = "cpu") -> torc
 def derive_seed(generator: torch.Generator) -> int:
     """Draw a 62-bit seed from ``generator`` (to hand independent streams to sub-steps)."""
     return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+
+
+def run_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed derived from ``seed`` and the parts that name a run, e.g. ``(method, dataset, ipc, purpose)``.
+
+    A hash, not a stream: the seed of one run does not depend on which runs were made before it, so a
+    notebook cell gives the same result whether or not the cells before it ran.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    text = "|".join([str(seed), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def run_generator(seed: int, *parts: object, device: str | torch.device = "cpu") -> torch.Generator:
+    """``make_generator(run_seed(seed, *parts), device)``: the generator of one named run.
+
+    >>> g = run_generator(0, "dc", "mnist", 10, "distill")
+    """
+    return make_generator(run_seed(seed, *parts), device)
+
+
+def generator_fingerprint(generator: torch.Generator) -> str:
+    """A short hash of a generator's state (where a run's random stream starts)."""
+    return hashlib.blake2b(generator.get_state().numpy().tobytes(), digest_size=12).hexdigest()

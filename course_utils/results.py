@@ -1,7 +1,12 @@
 """One JSON record per run, with everything needed to trust and redo it.
 
 A record holds the experiment name, the method, the dataset, the parameters, the seed, the device,
-the library versions, the metrics and the timings. Quick runs go to the git-ignored ``output/results``
+the library versions, the evaluation protocol, the metrics and the timings. Every record has the same schema:
+``metrics`` holds ``mean``, ``std`` (``null`` for a single accuracy) and ``accuracies`` (``metrics(...)`` builds
+it), whatever the method (closed forms and DD included), so one table shows every result; NaN and infinities
+are stored as ``null`` (strict JSON). Read every record into pandas in one line::
+
+    pandas.json_normalize(course_utils.results.load_records()) Quick runs go to the git-ignored ``output/results``
 folder; runs worth keeping (GPU standard/full) are committed under ``results/`` and notebooks read
 them back with ``load_records``. Writes are atomic (``atomic.write_json``).
 """
@@ -11,15 +16,19 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import re
+import statistics
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from . import __version__
 from .atomic import write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,29 +63,55 @@ def environment(device: str | torch.device | None = None) -> dict:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-friendly copy of numbers/tensors/tuples."""
+    """JSON-friendly copy of numbers/tensors/tuples/specs; NaN and infinities become None."""
     if isinstance(value, torch.Tensor):
-        return value.tolist()
+        return _plain(value.tolist())
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "spec") and callable(value.spec):  # a network sampler
+        return _plain(value.spec())
+    if isinstance(value, (torch.nn.Module, torch.Generator)):
+        return f"<{type(value).__name__}>"
     return value
 
 
+def metrics(accuracies: Sequence[float], **extra: Any) -> dict:
+    """The metrics of a record: ``mean``, ``std`` (population; None for one value) and ``accuracies`` (%)."""
+    accs = [float(a) for a in accuracies]
+    if not accs:
+        raise ValueError("metrics need at least one accuracy")
+    mean = statistics.fmean(accs)
+    std = statistics.pstdev(accs) if len(accs) > 1 else None
+    return {"mean": mean, "std": std, "accuracies": accs, **extra}
+
+
 def make_record(experiment: str, *, method: str, dataset: str, params: Mapping[str, Any], seed: int,
-                device: str | torch.device, metrics: Mapping[str, Any],
+                device: str | torch.device, metrics: Mapping[str, Any], protocol: Mapping[str, Any] | str,
                 timings: Mapping[str, float] | None = None) -> dict:
-    """Assemble one run record (nothing is written)."""
+    """Assemble one run record (nothing is written). ``metrics`` must hold ``mean``, ``std`` and ``accuracies``
+    (see ``metrics``); ``protocol`` names how the accuracies were measured (a ``Protocol.as_dict()`` or a label)."""
+    missing = [k for k in ("mean", "std", "accuracies") if k not in metrics]
+    if missing:
+        raise ValueError(f"a record's metrics need mean, std and accuracies; missing {missing} (use results.metrics)")
+    if isinstance(protocol, str):
+        protocol = {"name": protocol, "label": protocol}
+    if "label" not in protocol:
+        raise ValueError(f"protocol must name itself with a 'label', got {dict(protocol)}")
     return {
         "experiment": experiment,
         "method": method,
         "dataset": dataset,
         "params": _plain(params),
         "seed": seed,
+        "protocol": _plain(protocol),
         "metrics": _plain(metrics),
         "timings_s": _plain(timings or {}),
         "environment": environment(device),
+        "version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv[:1],
     }
@@ -103,15 +138,33 @@ def save_record(record: Mapping[str, Any], folder: str | os.PathLike | None = No
 
 def read_record(path: str | os.PathLike) -> dict:
     with open(path) as fh:
-        return json.load(fh)
+        record = json.load(fh)
+    if not isinstance(record, dict) or "metrics" not in record or "method" not in record:
+        raise ValueError(f"{path} is not a result record (no method/metrics)")
+    return record
 
 
-def load_records(folder: str | os.PathLike | None = None, experiment: str | None = None) -> list[dict]:
-    """All records under ``folder`` (default: the output folder), optionally of one experiment."""
+def load_records(folder: str | os.PathLike | None = None, experiment: str | None = None,
+                 skipped: list | None = None) -> list[dict]:
+    """All records under ``folder`` (default: the output folder), optionally of one experiment.
+
+    A file that is not a readable record is skipped, never a crash: it is appended to ``skipped`` as
+    ``(path, reason)`` when a list is given, else reported with a warning that names it.
+    """
     folder = Path(folder) if folder is not None else output_dir() / "results"
     if experiment is not None:
         folder = folder / _slug(experiment)
-    return [read_record(path) for path in sorted(folder.rglob("*.json"))]
+    records = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            records.append(read_record(path))
+        except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+            reason = f"{type(err).__name__}: {err}"
+            if skipped is not None:
+                skipped.append((path, reason))
+            else:
+                warnings.warn(f"skipped {path}, not a readable result record ({reason})", stacklevel=2)
+    return records
 
 
 def _get(record: Mapping[str, Any], dotted: str) -> Any:
@@ -126,6 +179,8 @@ def _get(record: Mapping[str, Any], dotted: str) -> Any:
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
+    if value is None:
+        return "–"
     return str(value)
 
 

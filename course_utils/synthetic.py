@@ -16,6 +16,9 @@ import torch
 
 from .atomic import save_torch
 
+#: How synthetic images start: random real images of each class, or standard-normal noise (normalised space).
+INITS: tuple[str, ...] = ("real", "noise")
+
 
 @dataclass
 class SyntheticSet:
@@ -62,3 +65,23 @@ class SyntheticSet:
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SyntheticSet":
         blob = torch.load(path, map_location=device, weights_only=False)
         return cls(blob["images"], blob["labels"], blob.get("lr"), blob.get("meta", {}))
+
+
+def class_labels(num_classes: int, ipc: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``[0]*ipc + [1]*ipc + ...``: the labels of a class-major set."""
+    return torch.arange(num_classes, device=device).repeat_interleave(ipc)
+
+
+def initial_images(train_set, ipc: int, init: str, generator: torch.Generator) -> torch.Tensor:
+    """``ipc`` starting images per class, class by class (a copy, on the data's device).
+
+    ``init="real"``: random real images of each class (drawn without replacement); ``"noise"``: N(0, 1) pixels in
+    the dataset's normalised space. Random numbers come from ``generator`` only.
+    """
+    from .validate import choice
+
+    choice("init", init, INITS)
+    if init == "real":
+        return train_set.images[train_set.sample_balanced(ipc, generator)].clone()
+    shape = (train_set.num_classes * ipc, *train_set.images.shape[1:])
+    return torch.randn(shape, generator=generator, device=generator.device).to(train_set.device)

@@ -1,14 +1,11 @@
-"""THE evaluation protocol of the course (the DC family's ``evaluate_synset``), used by every notebook.
+"""Training and testing a fresh network on a (synthetic) set: the loop behind every evaluation protocol.
 
-Train a *fresh* network on a given image/label set and test it on the real test set:
-
-    SGD(momentum 0.9, weight decay 5e-4), lr 0.01 (or a learned lr), batch 256,
-    lr <- 0.1·lr at half the epochs, optional DSA augmentation of every batch,
-    accuracy of the network after the LAST epoch (not the best one),
-
-repeated over ``num_models`` model seeds and reported as mean ± std with wall times. The same loop
-trains full-data baselines. The loop is kept close to its floor (forward+backward of each batch):
-tensors stay on the device, no DataLoader, no per-sample Python work.
+Train a *fresh* network on a given image/label set and test it on the real test set, as a ``protocol.Protocol``
+says (SGD with momentum and weight decay, a step learning-rate schedule, an optional augmentation of every
+batch), then report the accuracy of the network after the LAST epoch (not the best one). Repeated over
+``num_models`` model seeds and reported as mean ± std with wall times. The same loop trains full-data baselines.
+The loop is kept close to its floor (forward+backward of each batch): tensors stay on the device, no
+DataLoader, no per-sample Python work.
 """
 
 from __future__ import annotations
@@ -23,32 +20,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import DSA, strategy_for
+from . import validate
 from .data import ImageSet
 from .models import get_model
 from .progress import progress
+from .protocol import Protocol, resolve
 from .repro import make_generator, resolve_device
 from .synthetic import SyntheticSet
 
+__all__ = ["Protocol", "EvalResult", "make_model", "train", "accuracy", "model_seed", "evaluate", "evaluate_set",
+           "train_full", "check_set"]
+
 #: ``on_batch(indices, logits, targets)``: called after every training step (e.g. to count forgetting events).
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Hyperparameters of the evaluation protocol (DC family defaults)."""
-
-    epochs: int = 300
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    lr_decay: float = 0.1          # multiply lr by this at epoch epochs // 2
-    test_batch_size: int = 500
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
 
 
 @dataclass
@@ -68,9 +52,13 @@ class EvalResult:
         return statistics.fmean(self.accuracies)
 
     @property
-    def std(self) -> float:
-        # population std, as the reference reports np.std
-        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+    def std(self) -> float | None:
+        """Population std (as the reference reports ``np.std``); None for a single network (no spread to report)."""
+        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else None
+
+    @property
+    def protocol(self) -> str:
+        return self.settings.get("protocol", {}).get("label", "")
 
     @property
     def seconds(self) -> float:
@@ -83,8 +71,9 @@ class EvalResult:
                 "settings": self.settings}
 
     def __str__(self) -> str:
-        return (f"{self.mean:.2f} ± {self.std:.2f} % ({len(self.accuracies)} × {self.model}, "
-                f"{self.num_images} images, {self.epochs} epochs, {self.seconds:.1f} s)")
+        spread = f" ± {self.std:.2f}" if self.std is not None else ""
+        return (f"{self.mean:.2f}{spread} % ({len(self.accuracies)} × {self.model}, {self.num_images} images, "
+                f"{self.protocol or f'{self.epochs} epochs'}, {self.seconds:.1f} s)")
 
 
 def make_model(name: str, info, seed: int, device: str | torch.device = "cpu", **overrides) -> nn.Module:
@@ -99,26 +88,34 @@ def make_model(name: str, info, seed: int, device: str | torch.device = "cpu", *
     return model.to(device)
 
 
-def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int | None = None,
           generator: torch.Generator, lr: float | None = None, protocol: Protocol = Protocol(),
           augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
           on_batch: BatchHook | None = None, desc: str | None = None) -> list[float]:
-    """Train ``model`` in place with the protocol's SGD schedule; return the mean loss of each epoch.
+    """Train ``model`` in place with ``protocol``'s SGD schedule; return the mean loss of each epoch.
 
-    Each epoch visits the set in a random order drawn from ``generator``; ``augment(x, generator)``
-    (e.g. DSA) transforms every batch. Labels may be class indices or soft (N×K) targets.
+    ``epochs`` (default the protocol's) passes; each visits the set in a random order drawn from ``generator``;
+    ``augment(x, generator)`` (e.g. DSA) transforms every batch. Labels may be class indices or soft (N×K) targets.
     """
+    epochs = protocol.epochs if epochs is None else validate.positive_int("epochs", epochs)
     lr = protocol.lr if lr is None else float(lr)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=protocol.momentum,
-                                weight_decay=protocol.weight_decay)
+    decay_at = protocol.decay_at if epochs == protocol.epochs else epochs // 2
+
+    def optimiser(rate: float) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=rate, momentum=protocol.momentum,
+                               weight_decay=protocol.weight_decay)
+
+    optimizer = optimiser(lr)
     n, bs = len(images), protocol.batch_size
-    decay_epoch = epochs // 2
     losses = []
     model.train()
     for epoch in progress(range(epochs), desc=desc or "train", total=epochs):
-        if epoch == decay_epoch and epoch > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = lr * protocol.lr_decay
+        if epoch == decay_at and epoch > 0:
+            if protocol.restart_optimizer:
+                optimizer = optimiser(lr * protocol.lr_decay)
+            else:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * protocol.lr_decay
         order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
         total = torch.zeros((), device=images.device)
         for start in range(0, n, bs):
@@ -154,38 +151,60 @@ def accuracy(model: nn.Module, test: ImageSet, batch_size: int = 500) -> float:
     return 100.0 * int(correct) / len(test)
 
 
-def _augmenter(dsa: bool | str | DSA | None, dataset: str) -> DSA | None:
-    if dsa is None or dsa is False:
-        return None
-    if dsa is True:
-        return DSA(strategy_for(dataset))
-    if isinstance(dsa, str):
-        return DSA(dsa)
-    return dsa
-
-
 def model_seed(seed: int, index: int) -> int:
     """Seed of the ``index``-th evaluation model of a run seeded ``seed``."""
     return seed * 1_000_003 + index
 
 
-def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, model: str = "convnet",
-             model_kwargs: dict | None = None, num_models: int = 5, epochs: int | None = None,
-             lr: float | None = None, dsa: bool | str | DSA | None = None, seed: int = 0,
-             device: str | torch.device | None = None, protocol: Protocol = Protocol(),
-             on_batch: BatchHook | None = None) -> EvalResult:
-    """Train ``num_models`` fresh ``model``s on (images, labels); test each on ``test``.
+def check_set(images, labels, test: ImageSet) -> None:
+    """A set a network can be trained on and tested against ``test``: tensors, images N×C×H×W shaped like the
+    test images, N ≥ 1, labels one per image (class indices in range, or N×K soft labels). Errors name the value."""
+    for name, value in (("images", images), ("labels", labels)):
+        if not isinstance(value, torch.Tensor):
+            hint = " (convert it with torch.from_numpy)" if type(value).__module__ == "numpy" else ""
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}{hint}")
+    if images.dim() != 4:
+        raise ValueError(f"images must be N×C×H×W, got shape {tuple(images.shape)}")
+    if len(images) == 0:
+        raise ValueError("the set is empty: nothing to train on")
+    if tuple(images.shape[1:]) != tuple(test.images.shape[1:]):
+        raise ValueError(f"images are {tuple(images.shape[1:])} (C×H×W) but the {test.name} test images are "
+                         f"{tuple(test.images.shape[1:])}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floating point (normalised pixels), got dtype {images.dtype}")
+    K = test.num_classes
+    if labels.dim() == 2 and labels.is_floating_point():
+        if labels.shape != (len(images), K):
+            raise ValueError(f"soft labels must be N×K = {(len(images), K)}, got {tuple(labels.shape)}")
+        return
+    if labels.dim() != 1 or len(labels) != len(images):
+        raise ValueError(f"labels must be 1-D with one class per image ({len(images)}), got shape "
+                         f"{tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= K:
+        raise ValueError(f"labels must lie in 0..{K - 1} for {test.name}, got values in {low}..{high}")
 
-    Model ``i`` is initialised from ``model_seed(seed, i)`` and shuffles/augments with its own
-    generator, so one call is bit-reproducible on a given machine.
+
+def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, protocol: Protocol | str = "plain",
+             model: str = "convnet", model_kwargs: dict | None = None, num_models: int = 5,
+             epochs: int | None = None, lr: float | None = None, seed: int = 0,
+             device: str | torch.device | None = None, on_batch: BatchHook | None = None) -> EvalResult:
+    """Train ``num_models`` fresh ``model``s on (images, labels) under ``protocol``; test each on ``test``.
+
+    ``protocol``: a ``Protocol`` or a name (``protocol.PROTOCOL_NAMES``); ``epochs`` overrides its epochs (the
+    result then says so), ``lr`` its learning rate (a set's learned one). Model ``i`` is initialised from
+    ``model_seed(seed, i)`` and shuffles/augments with its own generator, so one call is bit-reproducible on a
+    given machine.
     """
-    if num_models < 1:
-        raise ValueError(f"num_models must be >= 1, got {num_models}")
+    check_set(images, labels, test)
+    validate.positive_int("num_models", num_models)
+    proto = resolve(protocol, test.name, epochs=epochs)
     device = resolve_device(device)
-    epochs = protocol.epochs if epochs is None else epochs
     images, labels = images.detach().to(device), labels.detach().to(device)
     test = test.to(device)
-    augment = _augmenter(dsa, test.name)
+    augment = proto.augmenter()
     model_kwargs = dict(model_kwargs or {})
     accs, train_s, test_s = [], [], []
     for i in range(num_models):
@@ -193,48 +212,49 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, mode
         net = make_model(model, test.info, 2 * s, device, **model_kwargs)
         gen = make_generator(2 * s + 1, device)
         t0 = time.perf_counter()
-        train(net, images, labels, epochs=epochs, generator=gen, lr=lr, protocol=protocol,
-              augment=augment, on_batch=on_batch, desc=f"{model} {i + 1}/{num_models}")
+        train(net, images, labels, generator=gen, lr=lr, protocol=proto, augment=augment,
+              on_batch=on_batch, desc=f"{model} {i + 1}/{num_models}")
         _sync(device)
         t1 = time.perf_counter()
-        accs.append(accuracy(net, test, protocol.test_batch_size))
+        accs.append(accuracy(net, test, proto.test_batch_size))
         t2 = time.perf_counter()
         train_s.append(t1 - t0)
         test_s.append(t2 - t1)
-    settings = {"lr": protocol.lr if lr is None else lr, "dsa": augment.strategy if augment else None,
-                "model_kwargs": model_kwargs, "seed": seed, "device": str(device),
-                "batch_size": protocol.batch_size, "momentum": protocol.momentum,
-                "weight_decay": protocol.weight_decay, "test_images": len(test)}
-    return EvalResult(accs, train_s, test_s, model, epochs, len(images), settings)
+    settings = {"protocol": proto.as_dict(), "lr": proto.lr if lr is None else lr, "model_kwargs": model_kwargs,
+                "seed": seed, "device": str(device), "test_images": len(test)}
+    return EvalResult(accs, train_s, test_s, model, proto.epochs, len(images), settings)
 
 
 def evaluate_set(syn: SyntheticSet, test: ImageSet, **kwargs) -> EvalResult:
     """``evaluate`` a ``SyntheticSet``, training with its learned lr when it has one."""
+    if not isinstance(syn, SyntheticSet):
+        raise TypeError(f"evaluate_set takes a SyntheticSet, got {type(syn).__name__} (use evaluate for tensors)")
     kwargs.setdefault("lr", syn.lr)
     return evaluate(syn.images, syn.labels, test, **kwargs)
 
 
 def train_full(train_set: ImageSet, test: ImageSet, *, epochs: int, model: str = "convnet",
                model_kwargs: dict | None = None, seed: int = 0, device: str | torch.device | None = None,
-               protocol: Protocol = Protocol(), dsa: bool | str | DSA | None = None,
-               on_batch: BatchHook | None = None) -> tuple[nn.Module, EvalResult]:
-    """Full-data baseline: one network trained on the whole ``train_set`` with the same protocol.
+               protocol: Protocol | str = "plain", on_batch: BatchHook | None = None) -> tuple[nn.Module, EvalResult]:
+    """Full-data baseline: one network trained on the whole ``train_set`` for ``epochs`` with ``protocol``.
 
     Returns the trained network (reused e.g. as a feature extractor for herding) and its result.
     """
+    proto = resolve(protocol, train_set.name, epochs=epochs)
     device = resolve_device(device)
     net = make_model(model, train_set.info, 2 * model_seed(seed, 0), device, **dict(model_kwargs or {}))
     gen = make_generator(2 * model_seed(seed, 0) + 1, device)
     tr = train_set.to(device)
     t0 = time.perf_counter()
-    train(net, tr.images, tr.labels, epochs=epochs, generator=gen, protocol=protocol,
-          augment=_augmenter(dsa, train_set.name), on_batch=on_batch, desc=f"{model} full data")
+    train(net, tr.images, tr.labels, generator=gen, protocol=proto, augment=proto.augmenter(), on_batch=on_batch,
+          desc=f"{model} full data")
     _sync(device)
     t1 = time.perf_counter()
-    acc = accuracy(net, test.to(device), protocol.test_batch_size)
+    acc = accuracy(net, test.to(device), proto.test_batch_size)
     t2 = time.perf_counter()
-    result = EvalResult([acc], [t1 - t0], [t2 - t1], model, epochs, len(train_set),
-                        {"seed": seed, "device": str(device), "model_kwargs": dict(model_kwargs or {})})
+    result = EvalResult([acc], [t1 - t0], [t2 - t1], model, proto.epochs, len(train_set),
+                        {"protocol": proto.as_dict(), "seed": seed, "device": str(device),
+                         "model_kwargs": dict(model_kwargs or {}), "test_images": len(test)})
     return net, result
 
 

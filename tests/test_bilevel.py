@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import methods, training
+from course_utils import methods, networks, training
 from course_utils.methods import bilevel
 
 
@@ -90,19 +90,25 @@ def test_step_sizes_stay_positive_even_when_pushed_down(blob_set):
                             eta, rel_tol=1e-9)
     train = blob_set(4)
     # a huge Adam step on ρ drives some ρ_t far negative; softplus keeps every η_t > 0
-    syn = methods.distill("dd", train, 1, generator=torch.Generator().manual_seed(0), init="fixed", steps=3,
+    syn = methods.distill("dd", train, 1, generator=torch.Generator().manual_seed(0), model=_fixed(train), steps=3,
                           step_lr=20.0, batch_size=16, distill_epochs=2)
     assert len(syn.meta["step_sizes"]) == 2 and all(s > 0 for s in syn.meta["step_sizes"])
     assert syn.lr is None  # a schedule, not a learning rate for the protocol
 
 
-def _run(train, seed, **kwargs):
+def _fixed(train, seed=0):
+    return networks.FixedInit.draw("lenet", train.info, torch.Generator().manual_seed(seed), weight_init="xavier")
+
+
+def _run(train, seed, init="random", **kwargs):
     kwargs = {"steps": 2, "batch_size": 16, "distill_epochs": 1, **kwargs}
+    if init == "fixed":
+        kwargs.setdefault("model", _fixed(train))
     return methods.distill("dd", train, 2, generator=torch.Generator().manual_seed(seed), **kwargs)
 
 
-@pytest.mark.parametrize("init", bilevel.INIT_VARIANTS)
-def test_interface_class_balance_and_determinism(blob_set, init):
+@pytest.mark.parametrize("init", ["fixed", "random"])
+def test_fixed_and_random_variants(blob_set, init):
     train = blob_set(4)
     a, b, c = _run(train, 0, init=init), _run(train, 0, init=init), _run(train, 1, init=init)
     assert a.images.shape == (20, 1, 28, 28) and a.labels.tolist() == [k for k in range(10) for _ in range(2)]
@@ -120,19 +126,19 @@ def test_errors_name_the_bad_value(blob_set):
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match=r"ipc \(images per class\) must be an integer >= 1"):
             methods.distill("dd", train, bad, generator=g)
-    with pytest.raises(ValueError, match="init='known'.*valid: fixed, random"):
-        methods.distill("dd", train, 1, generator=g, init="known")
-    with pytest.raises(ValueError, match="image_init='zeros'.*valid: noise, real"):
+    with pytest.raises(TypeError, match="dd: unknown hyperparameter.*'init'.*valid: steps"):
+        methods.distill("dd", train, 1, generator=g, init="fixed")  # the variant is the sampler: model=FixedInit
+    with pytest.raises(ValueError, match="image_init='zeros'.*valid: real, noise"):
         methods.distill("dd", train, 1, generator=g, image_init="zeros")
-    with pytest.raises(ValueError, match="weight_init='kaiming'.*valid: xavier, default"):
+    with pytest.raises(ValueError, match="weight_init='kaiming'.*valid: default, xavier"):
         methods.distill("dd", train, 1, generator=g, weight_init="kaiming")
     with pytest.raises(ValueError, match="distill_steps=2 must divide ipc=3"):
-        methods.distill("dd", train, 3, generator=g, distill_steps=2)
+        methods.distill("dd", blob_set(3), 3, generator=g, distill_steps=2)
     with pytest.raises(ValueError, match="ipc=3 is larger than the smallest class"):
         methods.distill("dd", train, 3, generator=g, image_init="real")
     with pytest.raises(ValueError, match="lr_init must be a finite number > 0, got -0.1"):
         methods.distill("dd", train, 1, generator=g, lr_init=-0.1)
-    with pytest.raises(ValueError, match="unknown model name 'lenet9'"):
+    with pytest.raises(ValueError, match="model='lenet9' is not valid"):
         methods.distill("dd", train, 1, generator=g, model="lenet9")
     with pytest.raises(TypeError):
         methods.distill("dd", train, 1, generator=g, lr=0.1)  # unknown hyperparameter
@@ -140,34 +146,21 @@ def test_errors_name_the_bad_value(blob_set):
 
 def test_divergence_names_the_step_and_the_cause(blob_set):
     train = blob_set(2)
-    with pytest.raises(FloatingPointError, match=r"outer step 1/5.*step sizes grew too large"):
-        methods.distill("dd", train, 1, generator=torch.Generator().manual_seed(0), init="fixed", steps=5,
+    with pytest.raises(FloatingPointError, match=r"dd diverged at step 1/5.*step sizes grew too large") as err:
+        methods.distill("dd", train, 1, generator=torch.Generator().manual_seed(0), model=_fixed(train), steps=5,
                         lr_init=1e30, batch_size=8)
+    assert err.value.step == 1 and torch.isfinite(err.value.synthetic.images).all()  # the set before the bad step
 
 
-def test_checkpoint_resume_gives_the_same_result(blob_set, tmp_path):
-    train = blob_set(4)
-    kwargs = {"init": "random", "steps": 4, "checkpoint_every": 2}
-    straight = _run(train, 0, **kwargs)
-
-    def crash(step, info):
-        if step == 2:
-            raise KeyboardInterrupt
-
+def test_resume_keeps_the_fixed_theta0_that_was_asked_for(blob_set, tmp_path):
+    """A checkpoint of a run with another θ0 is refused (it used to replace the θ0 passed in silently)."""
+    train = blob_set(3)
     ckpt = tmp_path / "dd.pt"
-    with pytest.raises(KeyboardInterrupt):
-        _run(train, 0, checkpoint=ckpt, callback=crash, **kwargs)
-    assert torch.load(ckpt, weights_only=False)["step"] == 2
-    resumed = _run(train, 0, checkpoint=ckpt, **kwargs)
-    assert torch.equal(straight.images, resumed.images)
-    assert straight.meta["step_sizes"] == resumed.meta["step_sizes"]
-    assert straight.meta["history"] == resumed.meta["history"]
-    with pytest.raises(ValueError, match="written by another run"):
-        _run(train, 0, checkpoint=ckpt, image_lr=0.5, **kwargs)
-    with pytest.raises(ValueError, match="at outer step 4, beyond steps=3"):
-        _run(train, 0, checkpoint=ckpt, **{**kwargs, "steps": 3})
-    longer = _run(train, 0, checkpoint=ckpt, **{**kwargs, "steps": 5})   # a finished run can be continued
-    assert len(longer.meta["history"]["loss"]) == 5
+    _run(train, 0, init="fixed", model=_fixed(train, 1), checkpoint=ckpt)
+    with pytest.raises(ValueError, match="written by another run.*model.weights"):
+        _run(train, 0, init="fixed", model=_fixed(train, 2), checkpoint=ckpt)
+    again = _run(train, 0, init="fixed", model=_fixed(train, 1), checkpoint=ckpt)
+    assert all(torch.equal(v, _fixed(train, 1).state_dict()[k]) for k, v in again.meta["fixed_init"].items())
 
 
 def test_replaying_the_schedule_reproduces_the_unroll(blob_set):
@@ -202,17 +195,18 @@ def test_a_module_passed_as_model_is_the_fixed_initialisation(blob_set):
     train = blob_set(2)
     net = training.make_model("lenet", train.info, 7)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    syn = _run(train, 0, init="fixed", model=net)
+    syn = _run(train, 0, model=net)
+    assert syn.meta["init"] == "fixed" and syn.meta["model"]["sampler"] == "fixed"
     assert all(torch.equal(syn.meta["fixed_init"][k], v) for k, v in before.items())
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())  # the caller's module is untouched
-    rand = _run(train, 0, init="random", model=net)  # architecture only: fresh weights each step
-    assert rand.meta["model"] == "lenet" and "fixed_init" not in rand.meta
+    rand = _run(train, 0, model="lenet")  # a name: fresh weights each step
+    assert rand.meta["model"]["model"] == "lenet" and "fixed_init" not in rand.meta
 
 
 def test_weight_init_xavier_is_the_references_and_default_is_pytorchs(blob_set):
     info = blob_set(1).info
-    new_xavier, _ = bilevel._network_factory("lenet", info, "cpu", "xavier")
-    new_default, _ = bilevel._network_factory("lenet", info, "cpu", "default")
+    new_xavier = networks.FreshInit("lenet", weight_init="xavier").bind(info, "cpu").build
+    new_default = networks.FreshInit("lenet").bind(info, "cpu").build
     a, b, c = new_xavier(3), new_xavier(3), new_xavier(4)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # same seed, same θ0
     assert not torch.equal(a.classifier.weight, c.classifier.weight)

@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils import matching, methods
+from course_utils import matching, methods, networks
 from course_utils.augment import DSA
 from course_utils.methods import dc
 from course_utils.models import get_model
 
-SMALL = {"iterations": 2, "outer_loop": 2, "inner_loop": 2, "batch_real": 6, "model_kwargs": {"width": 8}}
+SMALL = {"steps": 2, "outer_loop": 2, "inner_loop": 2, "batch_real": 6, "model": networks.FreshInit("convnet", width=8)}
 
 
 def net_for(name="convnet", seed=0, **kw):
@@ -148,11 +148,11 @@ def test_batchnorm_is_frozen_from_a_real_batch_and_matching_is_exact():
 # DSA
 # ----------------------------------------------------------------------------------------------
 
-def test_siamese_by_class_equals_per_class_transforms():
+def test_siamese_per_class_equals_per_class_transforms():
     dsa = DSA("color_crop_cutout_flip_scale_rotate")
     real, _ = class_batch(k=6, n=3, seed=3)
     syn, _ = class_batch(k=6, n=2, seed=4)
-    r_aug, s_aug = matching.siamese_by_class(dsa, real, syn, torch.Generator().manual_seed(0))
+    r_aug, s_aug = dsa.siamese_per_class(real, syn, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
     ops = set()
     for c in range(6):
@@ -169,7 +169,7 @@ def test_gradient_reaches_the_images_through_dsa():
     syn, sy = class_batch(n=2, seed=6, requires_grad=True)
     for strategy in ("color", "crop", "cutout", "flip", "scale", "rotate", "color_crop_cutout_flip_scale_rotate"):
         dsa = DSA(strategy, mode="all")
-        r, s = matching.siamese_by_class(dsa, real, syn, torch.Generator().manual_seed(1))
+        r, s = dsa.siamese_per_class(real, syn, torch.Generator().manual_seed(1))
         assert not torch.equal(s, syn)
         loss, _ = matching.matching_loss(net, r, ry, s, sy)
         grad, = torch.autograd.grad(loss, syn)
@@ -189,9 +189,9 @@ def test_distill_is_balanced_deterministic_and_leaves_global_rng_alone(name, blo
     assert torch.equal(torch.get_rng_state(), state), "only the explicit generator may be drawn from"
     assert a.images.shape == (20, 1, 28, 28) and torch.bincount(a.labels).tolist() == [2] * 10
     assert a.labels.tolist() == [c for c in range(10) for _ in range(2)]
-    assert torch.equal(a.images, b.images) and a.meta["loss_history"] == b.meta["loss_history"]
+    assert torch.equal(a.images, b.images) and a.meta["history"] == b.meta["history"]
     assert not torch.equal(a.images, c.images)
-    assert a.meta["method"] == name and a.ipc == 2 and len(a.meta["loss_history"]) == 2
+    assert a.meta["method"] == name and a.ipc == 2 and len(a.meta["history"]["loss"]) == 2
     assert not a.images.requires_grad
     init = train.images[train.sample_balanced(2, torch.Generator().manual_seed(0))]
     assert not torch.equal(a.images, init), "the images must have moved from their real initialisation"
@@ -200,20 +200,20 @@ def test_distill_is_balanced_deterministic_and_leaves_global_rng_alone(name, blo
 @pytest.mark.parametrize("name", ["dc", "dsa"])
 def test_batched_and_loop_runs_agree(name, blob_set):
     train = blob_set(8)
-    kw = dict(SMALL, iterations=1)
+    kw = dict(SMALL, steps=1)
     runs = {impl: methods.distill(name, train, 2, generator=torch.Generator().manual_seed(0), implementation=impl, **kw)
             for impl in ("loop", "batched")}
     torch.testing.assert_close(runs["loop"].images, runs["batched"].images, rtol=1e-4, atol=1e-5)
-    assert runs["loop"].meta["loss_history"] == pytest.approx(runs["batched"].meta["loss_history"], rel=1e-4)
+    assert runs["loop"].meta["history"]["loss"] == pytest.approx(runs["batched"].meta["history"]["loss"], rel=1e-4)
 
 
 def test_noise_init_and_callback(blob_set):
     train = blob_set(8)
     seen = []
-    syn = dc.distill(train, 1, generator=torch.Generator().manual_seed(0), init="noise", iterations=3, batch_real=4,
-                     model_kwargs={"width": 8}, callback=lambda step, info: seen.append((step, info["loss"])))
+    syn = dc.distill(train, 1, generator=torch.Generator().manual_seed(0), init="noise", steps=3, batch_real=4,
+                     model=networks.FreshInit("convnet", width=8), callback=lambda e: seen.append((e.step, e.loss)))
     assert [s for s, _ in seen] == [1, 2, 3] and all(math.isfinite(v) for _, v in seen)
-    assert syn.meta["hparams"]["outer_loop"] == 1 and syn.meta["hparams"]["inner_loop"] == 1
+    assert syn.meta["outer_loop"] == 1 and syn.meta["inner_loop"] == 1
     assert syn.images.abs().max() > 2  # Gaussian noise, not normalised digits' blobs
 
 
@@ -228,22 +228,22 @@ def test_distill_errors_name_the_bad_value(blob_set):
     train = blob_set(8)
     g = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="ipc=3 has no outer/inner loop schedule"):
-        dc.distill(train, 3, generator=g, iterations=1)
+        dc.distill(train, 3, generator=g, steps=1)
     with pytest.raises(ValueError, match="unknown gradient distance 'l1'"):
         dc.distill(train, 1, generator=g, distance="l1")
-    with pytest.raises(ValueError, match="unknown init 'zeros'; valid: real, noise"):
+    with pytest.raises(ValueError, match="init='zeros' is not valid; valid: real, noise"):
         dc.distill(train, 1, generator=g, init="zeros")
-    with pytest.raises(ValueError, match="unknown implementation 'fast'; valid: auto, batched, loop"):
+    with pytest.raises(ValueError, match="implementation='fast' is not valid; valid: auto, batched, loop"):
         dc.distill(train, 1, generator=g, implementation="fast")
     with pytest.raises(ValueError, match="lr_img must be a finite number > 0, got -1"):
         dc.distill(train, 1, generator=g, lr_img=-1)
-    with pytest.raises(TypeError, match="unknown hyperparameter.*'epochs'.*valid: iterations"):
+    with pytest.raises(TypeError, match="dc: unknown hyperparameter.*'epochs'.*valid: steps"):
         dc.distill(train, 1, generator=g, epochs=3)
-    with pytest.raises(TypeError, match="fresh network"):
-        dc.distill(train, 1, generator=g, model=net_for())
+    with pytest.raises(TypeError, match="model must be a model name"):
+        dc.distill(train, 1, generator=g, model=3)
     with pytest.raises(ValueError, match="ipc"):
         dc.distill(train, 0, generator=g)
-    with pytest.raises(ValueError, match="unknown dsa_mode 'both'"):
+    with pytest.raises(ValueError, match="dsa_mode='both' is not valid"):
         methods.distill("dsa", train, 1, generator=g, dsa_mode="both")
 
 
@@ -258,23 +258,18 @@ class _NaNNet(nn.Module):
         return self.lin(x.flatten(1))
 
 
-def test_divergence_names_the_iteration_and_keeps_the_last_good_images(blob_set):
+def test_divergence_names_the_step_and_keeps_the_last_good_images(blob_set):
     train = blob_set(8)
-    with pytest.raises(FloatingPointError, match="iteration 1, outer step 1.*lr_img") as info:
-        dc.distill(train, 1, generator=torch.Generator().manual_seed(0), model=_NaNNet, iterations=2, batch_real=4)
+    with pytest.raises(FloatingPointError, match="dc diverged at step 1/2: the matching loss.*lr_img") as info:
+        dc.distill(train, 1, generator=torch.Generator().manual_seed(0), model=_NaNNet, steps=2, batch_real=4)
     assert torch.isfinite(info.value.synthetic.images).all()
 
 
-def test_checkpoint_resume_is_bit_identical(blob_set, tmp_path):
+def test_a_module_is_a_fixed_network_for_every_step(blob_set):
+    """``model=`` means the same in every method: a module is a fixed θ0 (a copy per step)."""
     train = blob_set(8)
-    kw = dict(SMALL, iterations=3, checkpoint_every=1)
-    straight = dc.distill(train, 2, generator=torch.Generator().manual_seed(0), **kw)
-    path = tmp_path / "dc.pt"
-    dc.distill(train, 2, generator=torch.Generator().manual_seed(0), **dict(kw, iterations=2), checkpoint=path)
-    assert torch.load(path, weights_only=False)["iteration"] == 2
-    resumed = dc.distill(train, 2, generator=torch.Generator().manual_seed(0), **kw, checkpoint=path)
-    assert torch.equal(straight.images, resumed.images)
-    assert straight.meta["loss_history"] == resumed.meta["loss_history"]
-    assert torch.load(path, weights_only=False)["iteration"] == 3
-    with pytest.raises(ValueError, match="written by another run"):
-        dc.distill(train, 2, generator=torch.Generator().manual_seed(0), **dict(kw, lr_img=0.2), checkpoint=path)
+    net = get_model("convnet", 1, 10, 28, width=8)
+    before = [p.clone() for p in net.parameters()]
+    syn = dc.distill(train, 1, generator=torch.Generator().manual_seed(0), model=net, steps=2, batch_real=4)
+    assert syn.meta["model"]["sampler"] == "fixed"
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), before))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_utils import methods
+from course_utils import methods, networks
 from course_utils.methods import forgetting, herding
 from course_utils.methods.selection import top_per_class
 
@@ -11,7 +11,7 @@ from course_utils.methods.selection import top_per_class
 @pytest.mark.parametrize("name", ["random", "herding", "forgetting"])
 def test_class_balance_and_reproducibility(name, blob_set):
     train = blob_set(12)
-    kwargs = {"forgetting": {"epochs": 2, "model_kwargs": {"width": 8}}}.get(name, {})
+    kwargs = {"forgetting": {"epochs": 2, "model": networks.FreshInit("convnet", width=8)}}.get(name, {})
     run = lambda seed: methods.distill(name, train, 3, generator=torch.Generator().manual_seed(seed), **kwargs)
     a, b = run(0), run(0)
     assert torch.bincount(a.labels, minlength=10).tolist() == [3] * 10
@@ -32,8 +32,10 @@ def test_errors_name_the_bad_value(blob_set):
             methods.distill("random", train, bad, generator=g)
     with pytest.raises(ValueError, match="ipc=5 is larger"):
         methods.distill("random", train, 5, generator=g)
-    with pytest.raises(TypeError):
-        methods.distill("random", train, 1, generator=g, lr=0.1)  # unknown hyperparameter
+    with pytest.raises(TypeError, match="random: unknown hyperparameter.*'lr'"):
+        methods.distill("random", train, 1, generator=g, lr=0.1)
+    with pytest.raises(TypeError, match="random uses no network"):
+        methods.distill("random", train, 1, generator=g, model="convnet")
 
 
 def _herd_by_hand(features, ipc):
@@ -84,7 +86,7 @@ def test_top_per_class_picks_highest_scores_per_class():
 def test_forgetting_statistics_are_reused(blob_set):
     train = blob_set(8)
     g = torch.Generator().manual_seed(0)
-    stats = forgetting.compute_statistics(train, generator=g, epochs=2, model_kwargs={"width": 8})
+    stats = forgetting.compute_statistics(train, generator=g, epochs=2, model=networks.FreshInit("convnet", width=8))
     one = methods.distill("forgetting", train, 1, generator=g, statistics=stats)
     three = methods.distill("forgetting", train, 3, generator=g, statistics=stats)
     assert len(one) == 10 and len(three) == 30 and len(stats.pool) == 80
@@ -92,11 +94,11 @@ def test_forgetting_statistics_are_reused(blob_set):
 
 def test_herding_uses_model_features(blob_set):
     train = blob_set(6)
-    net = torch.nn.Module()
-    with pytest.raises(TypeError, match="herding needs a trained network"):
-        methods.distill("herding", train, 1, generator=torch.Generator(), model="convnet")
     from course_utils import training
     net = training.make_model("convnet", train.info, 0, width=8)
     syn = methods.distill("herding", train, 2, generator=torch.Generator().manual_seed(0), model=net,
                           pool_per_class=4)
-    assert syn.meta["hparams"] == {"pool_per_class": 4, "features": "model"}
+    assert syn.meta["hparams"] == {"pool_per_class": 4} and syn.meta["features"] == "network"
+    assert syn.meta["model"]["sampler"] == "fixed"  # a trained module is used as it is
+    pixels = methods.distill("herding", train, 2, generator=torch.Generator().manual_seed(0), pool_per_class=4)
+    assert pixels.meta["features"] == "pixels" and pixels.meta["model"] is None

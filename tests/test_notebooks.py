@@ -5,6 +5,7 @@ check the papermill side: a profile file drives a run, and a parameter name the 
 error instead of papermill's warning.
 """
 
+import ast
 import json
 import os
 import subprocess
@@ -49,6 +50,18 @@ def _papermill(args, tmp_path, timeout):
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_exactly_the_declared_parameters(path):
+    """A comment papermill cannot parse (e.g. one with ';') hides a parameter from it: the runner would refuse it."""
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    body = ast.parse("".join(cell["source"])).body
+    declared = {n.target.id for n in body if isinstance(n, ast.AnnAssign)}
+    assert declared == set(pm.inspect_notebook(str(path)))
+    for name in declared:  # and the runner accepts each of them
+        notebook_runner.check_parameters(path, {name: None})
+
+
 def test_undeclared_parameter_fails_instead_of_warning(tmp_path):
     out = tmp_path / "out.ipynb"
     proc = _papermill([str(NB00), str(out), "-f", str(ROOT / "profiles" / "quick.yaml"), "-p", "eval_epoch", "3"],
@@ -79,24 +92,39 @@ def test_papermill_runs_notebook_00_with_a_profile_file(tmp_path):
     assert ipcs == {None, 1, 10}
 
 
-def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkeypatch, capsys):
-    """``make course``'s path: papermill each notebook, then one table from every record written."""
+def _tiny_notebook(folder: Path, name: str, body: str) -> Path:
     import nbformat
 
     book = nbformat.v4.new_notebook()
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('profile: str = "quick"  # profile\nseed: int = 0  # seed')
+    params = nbformat.v4.new_code_cell('profile: str = "quick"  # profile\nseed: int = 0  # seed\n'
+                                       'ipcs: list = None  # images per class')
     params.metadata["tags"] = ["parameters"]
-    book.cells = [params, nbformat.v4.new_code_cell(
-        "from course_utils import results\n"
-        "results.save_record(results.make_record('99_tiny', method='m', dataset='mnist', params={'ipc': 1},\n"
-        "    seed=seed, device='cpu', metrics={'mean': 12.5, 'std': 0.0}))")]
+    book.cells = [params, nbformat.v4.new_code_cell(body)]
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(book, str(path))
+    return path
+
+
+def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkeypatch, capsys):
+    """``make course``'s path: papermill each notebook, then one table from every record written; a failing
+    notebook is reported with its error and the others still run; an unreadable record is named and skipped."""
     folder = tmp_path / "notebooks"
-    folder.mkdir()
-    nbformat.write(book, str(folder / "99_tiny.ipynb"))
+    _tiny_notebook(folder, "98_fails", "raise ValueError('ipc=7 has no schedule')")
+    _tiny_notebook(folder, "99_tiny", (
+        "from course_utils import results\n"
+        "assert ipcs == [10], ipcs\n"
+        "results.save_record(results.make_record('99_tiny', method='m', dataset='mnist', params={'ipc': ipcs[0]},\n"
+        "    seed=seed, device='cpu', metrics=results.metrics([12.5]), protocol='plain (1 epochs, none)'))"))
     monkeypatch.setattr(notebook_runner, "NOTEBOOK_DIR", folder)
     monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path / "output"))
-    assert notebook_runner.main(["--out", str(tmp_path / "executed"), "-p", "seed", "3"]) == 0
+    junk = tmp_path / "output" / "results" / "old" / "junk.json"
+    junk.parent.mkdir(parents=True)
+    junk.write_text("{not json")
+    assert notebook_runner.main(["--out", str(tmp_path / "executed"), "-p", "seed", "3", "-p", "ipcs", "10"]) == 1
     out = capsys.readouterr().out
-    assert "[course] 99_tiny: ok" in out and "| 99_tiny | m | mnist | 1 | 12.50 |" in out
-    assert (tmp_path / "executed" / "99_tiny.ipynb").exists()
+    assert "[course] 98_fails: FAILED (cell 3: ValueError: ipc=7 has no schedule;" in out  # its error, not ''
+    assert "[course] 99_tiny: ok" in out and "| 99_tiny | m | mnist | 10 | 12.50 | – | plain (1 epochs, none) |" in out
+    assert f"skipped {junk}" in out
+    assert (tmp_path / "executed" / "99_tiny.ipynb").exists() and (tmp_path / "executed" / "98_fails.ipynb").exists()

@@ -10,18 +10,51 @@ from course_utils import atomic, results
 from course_utils.synthetic import SyntheticSet
 
 
-def _record(seed=0, ipc=10):
-    return results.make_record("00_test", method="random", dataset="mnist", params={"ipc": ipc, "model": "convnet"},
-                               seed=seed, device="cpu", metrics={"mean": 91.5, "std": torch.tensor(0.5)},
+def _record(seed=0, ipc=10, **params):
+    return results.make_record("00_test", method="random", dataset="mnist",
+                               params={"ipc": ipc, "model": "convnet", **params}, seed=seed, device="cpu",
+                               metrics=results.metrics([91.0, 92.0]), protocol="plain (50 epochs, none)",
                                timings={"evaluate": 1.25})
 
 
-def test_record_carries_parameters_seed_device_and_versions():
+def test_record_carries_parameters_seed_device_protocol_and_versions():
     rec = _record()
     assert rec["params"]["ipc"] == 10 and rec["seed"] == 0 and rec["metrics"]["std"] == 0.5
+    assert rec["metrics"]["mean"] == 91.5 and rec["metrics"]["accuracies"] == [91.0, 92.0]
+    assert rec["protocol"]["label"] == "plain (50 epochs, none)" and rec["version"]
     env = rec["environment"]
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and "torchvision" in env
-    json.dumps(rec)  # JSON-serialisable
+    json.dumps(rec, allow_nan=False)  # strict JSON
+
+
+def test_one_schema_for_every_record():
+    assert results.metrics([80.0]) == {"mean": 80.0, "std": None, "accuracies": [80.0]}  # no spread from one value
+    with pytest.raises(ValueError, match="metrics need mean, std and accuracies; missing \\['std', 'accuracies'\\]"):
+        results.make_record("x", method="kip", dataset="mnist", params={}, seed=0, device="cpu",
+                            metrics={"mean": 90.0}, protocol="krr")
+    with pytest.raises(ValueError, match="at least one accuracy"):
+        results.metrics([])
+
+
+def test_nan_and_infinity_are_stored_as_null(tmp_path):
+    rec = _record(loss=float("nan"), bound=float("inf"), curve=torch.tensor([1.0, float("nan")]))
+    path = results.save_record(rec, tmp_path)
+    back = json.loads(path.read_text())  # strict JSON: no NaN tokens in the file
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    assert back["params"]["loss"] is None and back["params"]["bound"] is None and back["params"]["curve"] == [1.0, None]
+
+
+def test_unreadable_files_are_named_and_skipped(tmp_path):
+    good = results.save_record(_record(), tmp_path)
+    (good.parent / "broken.json").write_text('{"method": "dc", "metr')
+    (good.parent / "other.json").write_text('{"not": "a record"}')
+    skipped = []
+    assert [r["method"] for r in results.load_records(tmp_path, skipped=skipped)] == ["random"]
+    assert sorted(p.name for p, _ in skipped) == ["broken.json", "other.json"]
+    with pytest.warns(UserWarning) as warned:
+        results.load_records(tmp_path)
+    assert sorted(str(w.message).split()[1].rsplit("/", 1)[1].rstrip(",") for w in warned) == ["broken.json",
+                                                                                               "other.json"]
 
 
 def test_save_and_load_round_trip_leaves_no_temporary_files(tmp_path):
@@ -38,8 +71,12 @@ def test_output_dir_follows_environment(monkeypatch, tmp_path):
 
 
 def test_markdown_table():
-    table = results.markdown_table([_record()], ["method", "params.ipc", "metrics.mean", "missing.key"])
-    assert table.splitlines()[2] == "| random | 10 | 91.50 |  |"
+    single = results.make_record("x", method="kip", dataset="mnist", params={"ipc": 1}, seed=0, device="cpu",
+                                 metrics=results.metrics([93.7]), protocol="krr predictor")
+    table = results.markdown_table([_record(), single], ["method", "params.ipc", "metrics.mean", "metrics.std",
+                                                         "missing.key"])
+    assert table.splitlines()[2] == "| random | 10 | 91.50 | 0.50 |  |"
+    assert table.splitlines()[3] == "| kip | 1 | 93.70 | – |  |"
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):

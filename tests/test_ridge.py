@@ -218,7 +218,7 @@ def test_closed_form_pipeline_reproduces_the_full_model(name, ipc, init, lam_s):
 def test_distill_interface_class_balance_and_determinism():
     train = _small_set()
     run = lambda seed, **kw: methods.distill("krr_closed_form", train, 3, generator=torch.Generator().manual_seed(seed),
-                                             model="random_network", lam=1.0, **kw)
+                                             feature_map="random_network", lam=1.0, **kw)
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)       # same seed: bit-identical
     assert not torch.equal(a.images, c.images)
@@ -233,7 +233,7 @@ def test_distill_interface_class_balance_and_determinism():
     again = kcf.distill(train, 3, generator=torch.Generator().manual_seed(5), full_model=full)
     assert again.meta["lam"] == full.lam
     with pytest.raises(ValueError, match="differs from full_model's feature map"):
-        kcf.distill(train, 3, generator=torch.Generator(), full_model=full, model="identity")
+        kcf.distill(train, 3, generator=torch.Generator(), full_model=full, feature_map="identity")
 
 
 def test_distill_errors_name_the_bad_value():
@@ -244,11 +244,11 @@ def test_distill_errors_name_the_bad_value():
     with pytest.raises(ValueError, match="ipc"):
         kcf.distill(train, 0, generator=g)
     with pytest.raises(ValueError, match="above the feasibility bound"):
-        kcf.distill(train, 2, generator=g, model="identity", lam_s=1e9)
-    with pytest.raises(ValueError, match="val_fraction must lie in \\(0, 1\\)"):
+        kcf.distill(train, 2, generator=g, feature_map="identity", lam_s=1e9)
+    with pytest.raises(ValueError, match="val_fraction must be in \\[0, 1\\)"):
         kcf.distill(train, 2, generator=g, val_fraction=1.5)
-    with pytest.raises(TypeError):
-        methods.distill("krr_closed_form", train, 1, generator=g, steps=3)          # unknown hyperparameter
+    with pytest.raises(TypeError, match="krr_closed_form: unknown hyperparameter.*'steps'"):
+        methods.distill("krr_closed_form", train, 1, generator=g, steps=3)
 
 
 def test_for_display_stretches_each_image_between_its_quantiles():

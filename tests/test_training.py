@@ -17,6 +17,9 @@ def test_evaluate_returns_one_accuracy_per_model(blob_set):
     assert result.std >= 0 and min(result.accuracies) <= result.mean <= max(result.accuracies)
     assert result.seconds > 0 and result.num_images == 50 and result.epochs == 3
     assert "±" in str(result) and result.as_dict()["mean"] == result.mean
+    assert result.protocol == "plain (3 epochs, none)"
+    one = training.evaluate(train.images, train.labels, test, model_kwargs=SMALL, num_models=1, epochs=1)
+    assert one.std is None and "±" not in str(one)  # one network: no spread to report
 
 
 def test_training_learns_a_separable_set(blob_set):
@@ -28,7 +31,7 @@ def test_training_learns_a_separable_set(blob_set):
 def test_same_seed_bit_identical_different_seed_differs(blob_set):
     train, test = blob_set(5), blob_set(10, seed=1)
     run = lambda seed: training.evaluate(train.images, train.labels, test, model_kwargs=SMALL, num_models=2,
-                                         epochs=2, seed=seed, dsa=True)
+                                         epochs=2, seed=seed, protocol="dsa")
     a, b, c = run(0), run(0), run(1)
     assert a.accuracies == b.accuracies
     assert a.accuracies != c.accuracies or a.train_seconds != c.train_seconds
@@ -80,13 +83,56 @@ def test_full_data_baseline_returns_the_trained_network(blob_set):
     train, test = blob_set(10), blob_set(5, seed=0)
     net, result = training.train_full(train, test, epochs=2, model_kwargs=SMALL)
     assert isinstance(net, torch.nn.Module) and len(result.accuracies) == 1 and result.num_images == 100
+    assert result.protocol == "plain (2 epochs, none)"
 
 
-def test_bad_arguments(blob_set):
+def test_bad_arguments_name_the_value(blob_set):
     train = blob_set(1)
+    x, y = train.images, train.labels
     with pytest.raises(ValueError, match="num_models"):
-        training.evaluate(train.images, train.labels, train, num_models=0)
-    with pytest.raises(ValueError, match="epochs"):
+        training.evaluate(x, y, train, num_models=0)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
         training.Protocol(epochs=0)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
+        training.evaluate(x, y, train, epochs=0)  # used to report an untrained network's accuracy
     with pytest.raises(ValueError, match="unknown model"):
-        training.evaluate(train.images, train.labels, train, model="convnett", epochs=1)
+        training.evaluate(x, y, train, model="convnett", epochs=1)
+    with pytest.raises(TypeError, match="images must be a torch.Tensor, got ndarray.*torch.from_numpy"):
+        training.evaluate(x.numpy(), y, train, epochs=1)
+    with pytest.raises(ValueError, match=r"images are \(1, 32, 32\).*test images are \(1, 28, 28\)"):
+        training.evaluate(torch.zeros(10, 1, 32, 32), y, train, epochs=1)
+    with pytest.raises(ValueError, match="images must be N×C×H×W"):
+        training.evaluate(x[0], y, train, epochs=1)
+    with pytest.raises(ValueError, match="the set is empty"):
+        training.evaluate(x[:0], y[:0], train, epochs=1)
+    with pytest.raises(ValueError, match="labels must be 1-D with one class per image \\(10\\)"):
+        training.evaluate(x, y[:5], train, epochs=1)
+    with pytest.raises(ValueError, match="labels must lie in 0..9 for mnist, got values in 3..12"):
+        training.evaluate(x, torch.arange(10) + 3, train, epochs=1)
+    with pytest.raises(ValueError, match="integer class indices, got dtype torch.float32"):
+        training.evaluate(x, y.float(), train, epochs=1)
+    with pytest.raises(ValueError, match="protocol='dcc' is not valid; valid: plain, dc, dsa, paper"):
+        training.evaluate(x, y, train, protocol="dcc")
+    soft = torch.nn.functional.one_hot(y, 10).float()  # N×K soft labels (KIP's) are accepted
+    assert len(training.evaluate(x, soft, train, epochs=1, num_models=1, model_kwargs=SMALL).accuracies) == 1
+
+
+def test_reference_schedule_trains_e_plus_one_epochs_and_restarts_the_optimiser(blob_set, monkeypatch):
+    """The DC/DSA protocols follow evaluate_synset: E + 1 epochs, lr × 0.1 and a NEW optimiser after E//2 + 1."""
+    from course_utils import protocol
+
+    seen = []
+    real_step = torch.optim.SGD.step
+
+    def spy(self, *args, **kwargs):
+        seen.append((id(self), self.param_groups[0]["lr"]))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    proto = protocol.named("dc", "fashion_mnist", epochs=4)  # no augmentation off MNIST
+    assert (proto.epochs, proto.decay_at, proto.augmentation, proto.label) == (5, 4, "none", "dc (4 epochs, none)")
+    train = blob_set(2)
+    net = training.make_model("convnet", train.info, 0, **SMALL)
+    training.train(net, train.images, train.labels, generator=torch.Generator().manual_seed(0), protocol=proto)
+    assert [lr for _, lr in seen] == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.001])
+    assert len({opt for opt, _ in seen[:4]}) == 1 and seen[4][0] != seen[3][0]  # a fresh optimiser after the decay

@@ -2,37 +2,60 @@
 
     distill(train_set, ipc, *, generator, model=None, callback=None, **hparams) -> SyntheticSet
 
-``train_set`` is a ``data.ImageSet``, ``ipc`` the images per class, ``generator`` the only source of
-randomness, ``model`` the network the method uses (a name or a module, per method), ``callback(step, info)``
-is called with progress. Unknown hyperparameters raise ``TypeError`` naming the valid ones, so
-notebook 08 can loop over methods without special cases.
+``train_set`` is a ``data.ImageSet``, ``ipc`` the images per class, ``generator`` the only source of randomness,
+``model`` a network sampler (``course_utils.networks``; the same meaning in every method; the kernel methods take
+``feature_map=`` instead), ``callback(event)`` receives a ``loop.StepEvent`` after every step, and ``hparams`` are
+the fields of the module's ``Config`` dataclass: an unknown name is an ``UnknownHyperparameterError`` naming the
+method and the valid names, so notebook 08 and the batch runner can loop over methods without special cases.
+Iterative methods run on the shared loop (``course_utils.loop``: checkpoints, resume, divergence stop, history).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
-#: method name -> module under course_utils.methods
-_MODULES = {
-    "random": "random_subset",
-    "herding": "herding",
-    "forgetting": "forgetting",
-    "krr_closed_form": "krr_closed_form",   # notebook 01
-    "kip": "kip",                           # notebook 01
-    "dd": "bilevel",                        # notebook 02
-    "dc": "dc",                             # notebook 03
-    "dsa": "dsa",                           # notebook 03
+__all__ = ["MethodInfo", "REGISTRY", "METHOD_NAMES", "get_method", "info", "distill"]
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the registry knows about a method (the contract test and the runners read it)."""
+
+    name: str
+    module: str  # under course_utils.methods
+    iterative: bool  # runs on the shared loop: checkpoints, resume, divergence stop
+    network_arg: str | None  # "model" (a network sampler), "feature_map" (a kernel), or None (no network)
+    notebook: str
+
+
+REGISTRY: dict[str, MethodInfo] = {
+    m.name: m
+    for m in (
+        MethodInfo("random", "random_subset", False, None, "00"),
+        MethodInfo("herding", "herding", False, "model", "00"),
+        MethodInfo("forgetting", "forgetting", False, "model", "00"),
+        MethodInfo("krr_closed_form", "krr_closed_form", False, "feature_map", "01"),
+        MethodInfo("kip", "kip", True, "feature_map", "01"),
+        MethodInfo("dd", "bilevel", True, "model", "02"),
+        MethodInfo("dc", "dc", True, "model", "03"),
+        MethodInfo("dsa", "dsa", True, "model", "03"),
+    )
 }
-METHOD_NAMES = tuple(_MODULES)
+METHOD_NAMES = tuple(REGISTRY)
+
+
+def info(name: str) -> MethodInfo:
+    key = name.lower() if isinstance(name, str) else name
+    if key not in REGISTRY:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHOD_NAMES)}")
+    return REGISTRY[key]
 
 
 def get_method(name: str) -> ModuleType:
-    """The module implementing ``name`` (it has ``distill``)."""
-    key = name.lower()
-    if key not in _MODULES:
-        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHOD_NAMES)}")
-    return importlib.import_module(f"{__name__}.{_MODULES[key]}")
+    """The module implementing ``name`` (it has ``distill`` and ``Config``)."""
+    return importlib.import_module(f"{__name__}.{info(name).module}")
 
 
 def distill(name: str, train_set, ipc: int, **kwargs):

@@ -38,18 +38,18 @@ activations of every inner step stay alive until the outer backward pass, so mem
 in :math:`T` (``measure_unroll_cost``): this is why later methods (gradient matching, trajectory matching, implicit
 gradients) avoid long unrolls.
 
-Two variants (``init``):
+Two variants, chosen by the network sampler ``model=`` (``course_utils.networks``):
 
-- ``"fixed"``: one initialisation :math:`\theta_0` (drawn once from ``generator``, or the weights of the ``model``
-  you pass) is used at every outer step; the result is meant to train *that* network (``meta["fixed_init"]``).
-- ``"random"``: a fresh :math:`\theta_0\sim p(\theta_0)` at every outer step; the result should train unseen
-  initialisations.
+- fixed init (``networks.FixedInit``, or an ``nn.Module``: its weights): one initialisation :math:`\theta_0` at
+  every outer step; the result is meant to train *that* network (``meta["fixed_init"]`` holds it);
+- random init (a model name or ``networks.FreshInit``): a fresh :math:`\theta_0\sim p(\theta_0)` at every outer
+  step; the result should train unseen initialisations.
 
 The method's own evaluation (``evaluate_schedule``) replays the unroll: :math:`T` plain SGD steps with the learned
 :math:`\tilde\eta_t` on the groups in order, from the fixed :math:`\theta_0` or from fresh ones. The course's
 protocol (``training.evaluate``: many epochs, momentum, a constant lr) is a different training procedure.
 
-Facts from the paper's reference setting (see ``shared/reference/methods.md`` §7): Adam(betas 0.5, 0.999) on images
+Facts from the paper's reference setting: Adam(betas 0.5, 0.999) on images
 and step sizes, initial step size 0.02, 1 image per class per step, 10 steps × 3 epochs, real batches of 1024,
 images initialised from Gaussian noise, networks from Xavier-normal weights and zero biases (``weight_init``);
 MNIST/LeNet reaches 93.8 % (fixed init, 10 images) and 79.5 ± 8.1 % (random init, 100 images).
@@ -57,23 +57,21 @@ MNIST/LeNet reaches 93.8 % (fixed init, 10 images) and 79.5 ± 8.1 % (random ini
 
 from __future__ import annotations
 
-import copy
 import math
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import checkpoint as checkpoint_io
+from .. import loop, networks, validate
 from ..data import ImageSet
+from ..hparams import LoopConfig, parse
 from ..repro import derive_seed, resolve_device
-from ..synthetic import SyntheticSet
-from ..training import EvalResult, accuracy, make_model, model_seed
+from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
+from ..training import EvalResult, accuracy, model_seed
 
 try:  # the differentiable-optimiser library; imported lazily so course_utils works without it
     import higher
@@ -81,12 +79,10 @@ except ImportError:  # pragma: no cover - exercised only when higher is missing
     higher = None
 
 __all__ = [
-    "INIT_VARIANTS", "IMAGE_INITS", "distill", "unrolled_loss", "step_groups", "softplus_inverse",
+    "Config", "distill", "unrolled_loss", "step_groups", "softplus_inverse",
     "train_with_schedule", "evaluate_schedule", "measure_unroll_cost", "UnrollCost",
 ]
 
-INIT_VARIANTS = ("fixed", "random")
-IMAGE_INITS = ("noise", "real")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,214 +138,142 @@ def unrolled_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
 
 
 # --------------------------------------------------------------------------------------------------
-# networks: a name or a module, and how to draw θ₀ from the generator only
-# --------------------------------------------------------------------------------------------------
-#: How θ₀ is drawn. "xavier" (the reference's): Xavier-normal weights of every convolution and linear layer,
-#: N(0, 2 / (fan_in + fan_out)), zero biases. "default": PyTorch's (uniform, ±1/sqrt(fan_in)), whose ~5x smaller
-#: fully connected weights make the 3-step unroll learn far more slowly (notebook 02 shows both).
-WEIGHT_INITS: tuple[str, ...] = ("xavier", "default")
-
-
-def _reset_parameters(net: nn.Module, seed: int, weight_init: str = "default") -> nn.Module:
-    """Redraw every submodule's initialisation (``weight_init``) from ``seed`` (global RNG untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in net.modules():
-            if weight_init == "xavier" and isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_normal_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-    return net
-
-
-def _network_factory(model, info, device, weight_init: str = "xavier") -> tuple[Callable[[int], nn.Module], str]:
-    """``seed -> fresh network`` (initialised by ``weight_init``) for a model name or a template module, and a
-    name for records."""
-    if weight_init not in WEIGHT_INITS:
-        raise ValueError(f"weight_init={weight_init!r} is not valid; valid: {', '.join(WEIGHT_INITS)}")
-    if model is None:
-        model = "lenet"
-    if isinstance(model, str):
-        make_model(model, info, 0, "cpu")  # validates the name (ValueError listing the valid ones)
-        if weight_init == "default":
-            return (lambda seed: make_model(model, info, seed, device)), model
-        return (lambda seed: _reset_parameters(make_model(model, info, seed, device), seed, weight_init)), model
-    if isinstance(model, nn.Module):
-        template = copy.deepcopy(model).to(device)
-        return (lambda seed: _reset_parameters(copy.deepcopy(template), seed, weight_init)), \
-            getattr(model, "model_name", type(model).__name__)
-    raise TypeError(f"model must be a model name (e.g. 'lenet') or an nn.Module, got {type(model).__name__}")
-
-
-# --------------------------------------------------------------------------------------------------
 # distillation
 # --------------------------------------------------------------------------------------------------
-def _check_int(name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+@dataclass(frozen=True)
+class Config(LoopConfig):
+    """Hyperparameters of DD (defaults: the reference code's; see ``distill``)."""
+
+    steps: int = 200  # outer iterations
+    checkpoint_every: int = 50
+    distill_steps: int | None = None  # groups the set is split into, one per inner step (None: ipc)
+    distill_epochs: int = 3  # passes over the groups; T = distill_steps * distill_epochs
+    batch_size: int = 1024  # real images per outer step (uniform, with replacement)
+    lr_init: float = 0.02  # initial step size of every inner step
+    image_lr: float = 0.01  # Adam(betas 0.5, 0.999) on the images
+    step_lr: float = 0.01  # Adam on ρ (η = softplus(ρ))
+    decay_every: int | None = None  # multiply both Adam rates by decay_factor every this many steps
+    decay_factor: float = 0.5
+    image_init: str = "noise"  # noise | real
+    weight_init: str = "xavier"  # how a model given by name draws θ0 (networks.WEIGHT_INITS)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        validate.positive_int("distill_steps", self.distill_steps, allow_none=True)
+        validate.positive_int("distill_epochs", self.distill_epochs)
+        validate.positive_int("batch_size", self.batch_size)
+        validate.positive_int("decay_every", self.decay_every, allow_none=True)
+        for name in ("lr_init", "image_lr", "step_lr", "decay_factor"):
+            validate.positive_number(name, getattr(self, name))
+        validate.choice("image_init", self.image_init, INITS)
+        validate.choice("weight_init", self.weight_init, networks.WEIGHT_INITS)
 
 
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+class Bilevel(loop.Distiller):
+    """DD's state: images, ρ (η = softplus(ρ)), their Adam optimisers and schedulers; ``step`` = one outer step."""
+
+    method = "dd"
+
+    def __init__(self, train_set: ImageSet, ipc: int, *, generator: torch.Generator, config: Config,
+                 sampler: networks.NetworkSampler):
+        validate.ipc(ipc, train_set)
+        self.train_set, self.generator, self.config = train_set, generator, config
+        self.device = device = train_set.device
+        self.sampler = sampler.bind(train_set.info, device)
+        K = train_set.num_classes
+        self.distill_steps = ipc if config.distill_steps is None else config.distill_steps
+        self.groups = step_groups(K, ipc, self.distill_steps, device)  # checks that distill_steps divides ipc
+        self.T = self.distill_steps * config.distill_epochs
+        self.divergence_hint = (f"the step sizes grew too large for the synthetic images (lower step_lr="
+                                f"{config.step_lr} or lr_init={config.lr_init}) or image_lr={config.image_lr} is "
+                                "too high")
+        self.labels = class_labels(K, ipc, device)
+        self.images = initial_images(train_set, ipc, config.image_init, generator).requires_grad_(True)
+        self.rho = torch.full((self.T,), softplus_inverse(config.lr_init), device=device, requires_grad=True)
+        self.opt_images = torch.optim.Adam([self.images], lr=config.image_lr, betas=(0.5, 0.999))
+        self.opt_rho = torch.optim.Adam([self.rho], lr=config.step_lr, betas=(0.5, 0.999))
+        self.schedulers = ([torch.optim.lr_scheduler.StepLR(o, config.decay_every, config.decay_factor)
+                            for o in (self.opt_images, self.opt_rho)] if config.decay_every else [])
+
+    def step(self, k: int) -> tuple[float, dict[str, float]]:
+        net = self.sampler.sample(self.generator)
+        n_real = len(self.train_set)
+        idx = torch.randint(n_real, (self.config.batch_size,), generator=self.generator,
+                            device=self.generator.device).to(self.device)
+        loss, inner = unrolled_loss(net, self.images, self.labels, F.softplus(self.rho), self.groups,
+                                    self.train_set.images[idx], self.train_set.labels[idx])
+        bad = torch.nonzero(~torch.isfinite(inner)).flatten()
+        if len(bad):
+            raise loop.NonFiniteError(f"the inner loss at inner step {int(bad[0]) + 1}/{self.T}",
+                                      float(inner[bad[0]]))
+        self.opt_images.zero_grad(set_to_none=True)
+        self.opt_rho.zero_grad(set_to_none=True)
+        loss.backward()
+        value = loop.check_finite("the real-data loss after the unroll", loss, self.images, self.rho)
+        self.opt_images.step()
+        self.opt_rho.step()
+        for s in self.schedulers:
+            s.step()
+        return value, {"inner_loss": float(inner[-1])}
+
+    def state_dict(self) -> dict:
+        return {"images": self.images.detach().cpu(), "rho": self.rho.detach().cpu(),
+                "opt_images": self.opt_images.state_dict(), "opt_rho": self.opt_rho.state_dict(),
+                "schedulers": [s.state_dict() for s in self.schedulers]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        with torch.no_grad():
+            self.images.copy_(state["images"].to(self.device))
+            self.rho.copy_(state["rho"].to(self.device))
+        self.opt_images.load_state_dict(state["opt_images"])
+        self.opt_rho.load_state_dict(state["opt_rho"])
+        for s, sd in zip(self.schedulers, state["schedulers"]):
+            s.load_state_dict(sd)
+
+    def current_images(self) -> torch.Tensor:
+        return self.images.detach()
+
+    def synthetic_set(self) -> SyntheticSet:
+        fixed = isinstance(self.sampler, networks.FixedInit)
+        meta = {"init": "fixed" if fixed else "random", "step_sizes": F.softplus(self.rho.detach()).tolist(),
+                "groups": self.distill_steps, "T": self.T}
+        if fixed:
+            meta["fixed_init"] = self.sampler.state_dict()
+        return SyntheticSet(self.images.detach().clone(), self.labels.clone(), None, meta)
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: str | nn.Module | None = None,
-            callback: Callable[[int, dict], None] | None = None, init: str = "random", steps: int = 200,
-            distill_steps: int | None = None, distill_epochs: int = 3, batch_size: int = 1024,
-            lr_init: float = 0.02, image_lr: float = 0.01, step_lr: float = 0.01, decay_every: int | None = None,
-            decay_factor: float = 0.5, image_init: str = "noise", weight_init: str = "xavier",
-            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 50) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
+            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
     r"""Learn ``ipc`` images per class and T step sizes by backpropagating the real loss through T SGD steps.
 
-    Each of ``steps`` outer iterations: θ₀ (fixed, or fresh for ``init="random"``), a real batch of
-    ``batch_size`` images drawn uniformly with replacement, then
+    Each of ``steps`` outer iterations: θ₀ from the sampler (fixed, or fresh), a real batch of ``batch_size``
+    images drawn uniformly with replacement, then
 
     .. math::
         L(\tilde x, \rho) = \ell\big(x_{real}; \theta_T\big),\quad
         \theta_{t+1} = \theta_t - \operatorname{softplus}(\rho_t)\,\nabla_\theta \ell(\tilde x_{g(t)}; \theta_t),\quad
         \tilde x \leftarrow \mathrm{Adam}(\nabla_{\tilde x} L),\ \rho \leftarrow \mathrm{Adam}(\nabla_\rho L).
 
-    Parameters
-    ----------
-    model: a name from ``models.MODEL_NAMES`` (default ``"lenet"``, the paper's MNIST network) or a module
-        (its weights are θ₀ for ``init="fixed"``; only its architecture is used for ``init="random"``).
-    init: ``"fixed"`` (one θ₀ throughout) or ``"random"`` (a fresh θ₀ per outer step).
-    steps: outer iterations. ``distill_steps`` (default ``ipc``: one image per class per step, as the paper) groups
-        the set is split into; ``distill_epochs`` passes over them, T = distill_steps·distill_epochs.
-    lr_init: initial step size η (all T the same). ``image_lr`` / ``step_lr``: Adam(betas 0.5, 0.999) learning
-        rates of the images and of ρ, multiplied by ``decay_factor`` every ``decay_every`` outer steps (None: never).
-    image_init: ``"noise"`` (standard normal in normalised pixel space, as the paper) or ``"real"`` (random real
-        images of each class).
-    weight_init: how every θ₀ is drawn (``WEIGHT_INITS``): ``"xavier"`` (the reference's) or ``"default"``
-        (PyTorch's). A module passed as ``model`` with ``init="fixed"`` keeps its own weights.
-    checkpoint: a file; the state is saved there atomically every ``checkpoint_every`` steps and at the end, and
-        a run that finds a checkpoint of the same settings resumes from it (same final result as an unbroken run;
-        ``steps`` may be larger than the checkpoint's, to continue a finished run).
-    callback: ``callback(step, info)`` after every outer step, ``info`` = {"loss", "inner_loss", "step_sizes", "seconds"}.
+    ``model``: a network sampler (``networks.as_sampler``): a name (default ``"lenet"``, the paper's MNIST network;
+    a fresh θ₀ per step drawn with ``weight_init``), ``networks.FixedInit`` or an ``nn.Module`` (fixed θ₀).
+    ``hparams``: the fields of ``Config``: ``steps``; ``distill_steps`` (default ``ipc``: one image per class per
+    step, as the paper) groups and ``distill_epochs`` passes, T = distill_steps·distill_epochs; ``lr_init``;
+    ``image_lr`` / ``step_lr`` (Adam rates, times ``decay_factor`` every ``decay_every`` steps); ``image_init``
+    (``"noise"``, as the paper, or ``"real"``); ``weight_init``; ``checkpoint``.
 
-    Returns a ``SyntheticSet`` (class by class) whose ``meta`` holds ``step_sizes`` (the T learned η_t), ``groups``
-    (``distill_steps``), ``init``, the loss history and, for the fixed variant, ``fixed_init`` (θ₀'s state dict);
-    ``lr`` is ``None``: the η_t are the steps of a T-step plain-SGD schedule (``evaluate_schedule`` replays it), not
-    a learning rate for the course protocol's many epochs of momentum SGD, which keeps its own lr.
+    Returns a ``SyntheticSet`` (class by class) whose ``meta`` holds ``step_sizes`` (the T learned η_t), ``groups``,
+    ``T``, ``init`` ("fixed"/"random") and, for a fixed θ₀, ``fixed_init`` (its state dict); ``lr`` is ``None``: the
+    η_t are the steps of a T-step plain-SGD schedule (``evaluate_schedule`` replays it), not a learning rate for
+    the course protocol's many epochs of momentum SGD.
     """
-    _check_int("ipc (images per class)", ipc)
-    if init not in INIT_VARIANTS:
-        raise ValueError(f"init={init!r} is not a DD variant; valid: {', '.join(INIT_VARIANTS)}")
-    if image_init not in IMAGE_INITS:
-        raise ValueError(f"image_init={image_init!r} is not valid; valid: {', '.join(IMAGE_INITS)}")
-    distill_steps = ipc if distill_steps is None else distill_steps
-    _check_int("distill_steps", distill_steps)
-    for name, value in (("steps", steps), ("distill_epochs", distill_epochs), ("batch_size", batch_size),
-                        ("checkpoint_every", checkpoint_every)):
-        _check_int(name, value)
-    for name, value in (("lr_init", lr_init), ("image_lr", image_lr), ("step_lr", step_lr),
-                        ("decay_factor", decay_factor)):
-        _check_positive(name, value)
-    if decay_every is not None:
-        _check_int("decay_every", decay_every)
-    if image_init == "real" and ipc > int(train_set.class_counts.min()):
-        raise ValueError(f"ipc={ipc} is larger than the smallest class of {train_set.name} "
-                         f"({int(train_set.class_counts.min())} images) for image_init='real'")
+    config = parse("dd", Config, hparams)
+    sampler = networks.as_sampler(model, "lenet", weight_init=config.weight_init)
 
-    device = train_set.device
-    info, K = train_set.info, train_set.num_classes
-    groups = step_groups(K, ipc, distill_steps, device)  # also checks that distill_steps divides ipc
-    T = distill_steps * distill_epochs
-    new_network, model_name = _network_factory(model, info, device, weight_init)
-    hparams = dict(init=init, steps=steps, distill_steps=distill_steps, distill_epochs=distill_epochs,
-                   batch_size=batch_size, lr_init=lr_init, image_lr=image_lr, step_lr=step_lr,
-                   decay_every=decay_every, decay_factor=decay_factor, image_init=image_init, model=model_name,
-                   weight_init=weight_init)
+    def build() -> Bilevel:
+        return Bilevel(train_set, ipc, generator=generator, config=config, sampler=sampler)
 
-    # ---- state: images, ρ, θ₀ (fixed variant), optimisers; drawn in this order from the generator
-    labels = torch.arange(K, device=device).repeat_interleave(ipc)
-    if image_init == "noise":
-        images = torch.randn((K * ipc, *train_set.images.shape[1:]), generator=generator,
-                             device=generator.device).to(device)
-    else:
-        images = train_set.images[train_set.sample_balanced(ipc, generator)].clone()
-    images.requires_grad_(True)
-    rho = torch.full((T,), softplus_inverse(lr_init), device=device, requires_grad=True)
-    if init == "fixed":
-        fixed_net = copy.deepcopy(model).to(device) if isinstance(model, nn.Module) else \
-            new_network(derive_seed(generator))
-    opt_images = torch.optim.Adam([images], lr=image_lr, betas=(0.5, 0.999))
-    opt_rho = torch.optim.Adam([rho], lr=step_lr, betas=(0.5, 0.999))
-    schedulers = [torch.optim.lr_scheduler.StepLR(o, decay_every, decay_factor)
-                  for o in (opt_images, opt_rho)] if decay_every else []
-    history = {"loss": [], "inner_loss": []}
-    start = 0
-
-    path = Path(checkpoint) if checkpoint is not None else None
-    # A run may be continued with more steps, so the step count is not part of its identity.
-    identity = {"hparams": {k: v for k, v in hparams.items() if k != "steps"}, "ipc": ipc, "dataset": train_set.name}
-    state = checkpoint_io.load(path, identity, map_location=device)
-    if state is not None:
-        if state["step"] > steps:
-            raise ValueError(f"checkpoint {path} is at outer step {state['step']}, beyond steps={steps}; "
-                             f"pass steps >= {state['step']} (a run may be continued, not shortened)")
-        with torch.no_grad():
-            images.copy_(state["images"])
-            rho.copy_(state["rho"])
-        opt_images.load_state_dict(state["opt_images"])
-        opt_rho.load_state_dict(state["opt_rho"])
-        for s, sd in zip(schedulers, state["schedulers"]):
-            s.load_state_dict(sd)
-        if init == "fixed":
-            fixed_net.load_state_dict(state["fixed_init"])
-        generator.set_state(state["generator"])
-        history, start = state["history"], state["step"]
-
-    def save_checkpoint(step: int) -> None:
-        checkpoint_io.save(path, identity, {"step": step,
-                          "images": images.detach().cpu(), "rho": rho.detach().cpu(),
-                          "opt_images": opt_images.state_dict(), "opt_rho": opt_rho.state_dict(),
-                          "schedulers": [s.state_dict() for s in schedulers],
-                          "fixed_init": {k: v.cpu() for k, v in fixed_net.state_dict().items()}
-                          if init == "fixed" else None,
-                          "generator": generator.get_state(), "history": history})
-
-    n_real = len(train_set)
-    for step in range(start, steps):
-        t0 = time.perf_counter()
-        net = fixed_net if init == "fixed" else new_network(derive_seed(generator))
-        idx = torch.randint(n_real, (batch_size,), generator=generator, device=generator.device).to(device)
-        real_x, real_y = train_set.images[idx], train_set.labels[idx]
-        eta = F.softplus(rho)
-        loss, inner = unrolled_loss(net, images, labels, eta, groups, real_x, real_y)
-        if not torch.isfinite(loss) or not torch.isfinite(inner).all():
-            bad = int(torch.nonzero(~torch.isfinite(inner)).flatten()[0]) if not torch.isfinite(inner).all() else None
-            where = f"at inner step {bad + 1}/{T}" if bad is not None else "in the real-data loss after the unroll"
-            kept = f"; the last good state is in {path}" if path is not None and path.exists() else ""
-            raise FloatingPointError(
-                f"dd diverged at outer step {step + 1}/{steps}: loss became non-finite {where} (largest step size "
-                f"{float(eta.detach().max()):.4g}). Likely cause: the step sizes grew too large for the synthetic images "
-                f"(lower step_lr={step_lr} or lr_init={lr_init}) or image_lr={image_lr} is too high{kept}")
-        opt_images.zero_grad(set_to_none=True)
-        opt_rho.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_images.step()
-        opt_rho.step()
-        for s in schedulers:
-            s.step()
-        history["loss"].append(float(loss.detach()))
-        history["inner_loss"].append(float(inner[-1]))
-        if callback is not None:
-            callback(step, {"loss": history["loss"][-1], "inner_loss": history["inner_loss"][-1],
-                            "step_sizes": F.softplus(rho.detach()).tolist(), "seconds": time.perf_counter() - t0})
-        if path is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
-            save_checkpoint(step + 1)
-
-    step_sizes = F.softplus(rho.detach()).tolist()
-    meta = {"method": "dd", "dataset": train_set.name, "ipc": ipc, "num_classes": K, "init": init,
-            "model": model_name, "step_sizes": step_sizes, "groups": distill_steps, "T": T,
-            "hparams": hparams, "history": history}
-    if init == "fixed":
-        meta["fixed_init"] = {k: v.detach().cpu().clone() for k, v in fixed_net.state_dict().items()}
-    return SyntheticSet(images.detach().clone(), labels, None, meta)
+    return loop.run("dd", build, train_set=train_set, ipc=ipc, generator=generator, config=config,
+                    spec={"model": sampler.spec()}, callback=callback)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,7 +301,7 @@ def train_with_schedule(net: nn.Module, images: torch.Tensor, labels: torch.Tens
 
 
 def evaluate_schedule(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, step_sizes: Sequence[float],
-                      distill_steps: int = 1, model: str | nn.Module = "lenet", fixed_init: dict | None = None,
+                      distill_steps: int = 1, model: str | networks.FreshInit = "lenet", fixed_init: dict | None = None,
                       num_models: int = 10, seed: int = 0, device: str | torch.device | None = None,
                       weight_init: str = "xavier") -> EvalResult:
     """DD's evaluation: train with the T learned step sizes on the groups in order, then test.
@@ -392,12 +316,16 @@ def evaluate_schedule(images: torch.Tensor, labels: torch.Tensor, test: ImageSet
     K = test.num_classes
     ipc = len(images) // K
     groups = step_groups(K, ipc, distill_steps, device)
-    new_network, name = _network_factory(model, test.info, device, weight_init)
+    sampler = networks.as_sampler(model, "lenet", weight_init=weight_init)
+    if not isinstance(sampler, networks.FreshInit):
+        raise TypeError(f"evaluate_schedule needs an architecture (a name or FreshInit), got {sampler!r}")
+    sampler = sampler.bind(test.info, device)
+    name = sampler.name
     if fixed_init is not None:
         num_models = 1
     accs, train_s, test_s = [], [], []
     for i in range(num_models):
-        net = new_network(2 * model_seed(seed, i))
+        net = sampler.build(2 * model_seed(seed, i))
         if fixed_init is not None:
             net.load_state_dict(fixed_init)
         t0 = time.perf_counter()
@@ -406,9 +334,10 @@ def evaluate_schedule(images: torch.Tensor, labels: torch.Tensor, test: ImageSet
         accs.append(accuracy(net, test))
         test_s.append(time.perf_counter() - t1)
         train_s.append(t1 - t0)
+    label = f"dd learned schedule ({len(step_sizes)} plain SGD steps)"
     return EvalResult(accs, train_s, test_s, name, len(step_sizes), len(images),
-                      {"protocol": "dd learned schedule", "fixed_init": fixed_init is not None, "seed": seed,
-                       "distill_steps": distill_steps, "device": str(device), "test_images": len(test)})
+                      {"protocol": {"name": "dd_schedule", "label": label}, "fixed_init": fixed_init is not None,
+                       "seed": seed, "distill_steps": distill_steps, "device": str(device), "test_images": len(test)})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -433,14 +362,13 @@ def measure_unroll_cost(train_set: ImageSet, unroll_lengths: Sequence[int], *, g
     sizes of the distinct storages are summed (exact and device independent). On CUDA the growth of
     ``torch.cuda.max_memory_allocated`` is recorded too. Time: the median of ``repeats`` steps after one warm-up.
     """
-    _check_int("repeats", repeats)
+    validate.positive_int("repeats", repeats)
     device = train_set.device
     K = train_set.num_classes
     if images_per_step % K:
         raise ValueError(f"images_per_step={images_per_step} must be a multiple of the {K} classes")
     ipc = images_per_step // K
-    new_network, _ = _network_factory(model, train_set.info, device)
-    net = new_network(derive_seed(generator))
+    net = networks.as_sampler(model, "lenet", weight_init="xavier").bind(train_set.info, device).sample(generator)
     images = torch.randn((images_per_step, *train_set.images.shape[1:]), generator=generator,
                          device=generator.device).to(device).requires_grad_(True)
     labels = torch.arange(K, device=device).repeat_interleave(ipc)
@@ -449,7 +377,7 @@ def measure_unroll_cost(train_set: ImageSet, unroll_lengths: Sequence[int], *, g
     real_x, real_y = train_set.images[idx], train_set.labels[idx]
     costs = []
     for T in unroll_lengths:
-        _check_int("T (unroll length)", T)
+        validate.positive_int("T (unroll length)", T)
         rho = torch.full((T,), softplus_inverse(0.02), device=device, requires_grad=True)
 
         def one_step() -> None:

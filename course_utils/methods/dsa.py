@@ -9,7 +9,7 @@ Because ``A_ω`` is differentiable in the pixels, ``∂D/∂S`` flows back throu
 loop trains the network on ``A_ω(S)`` with a fresh ω per image. One ``ω_c`` is drawn per class and matching
 step (``DSA.sample(1, generator)``, in mode "single" also which op), from the explicit generator only.
 
-Everything else (schedule, distance, batch norm, checkpoints) is DC's loop in ``course_utils.methods.dc``;
+Everything else (schedule, distance, batch norm) is DC's ``GradientMatching`` on the shared loop;
 this module only supplies the augmentation. Strategy per dataset: ``augment.strategy_for`` (no flip on MNIST).
 """
 
@@ -19,28 +19,29 @@ from typing import Any, Callable
 
 import torch
 
-from ..augment import DSA, DSAParams, MODES, strategy_for
+from .. import loop
+from ..augment import DSA, strategy_for
 from ..data import ImageSet
+from ..hparams import parse
 from ..synthetic import SyntheticSet
-from .dc import GradientMatchingConfig, ModelSpec, gradient_matching
+from .dc import DSAConfig, gradient_matching
 
-__all__ = ["distill"]
+__all__ = ["Config", "distill"]
+
+Config = DSAConfig
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: ModelSpec | None = None,
-            callback: Callable[[int, dict], None] | None = None, strategy: str | None = None,
-            dsa_params: DSAParams | None = None, dsa_mode: str = "single", **hparams: Any) -> SyntheticSet:
-    """DSA: DC (``dc.distill``, same ``hparams``) with siamese augmentation of real and synthetic batches.
+def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
+            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
+    """DSA: DC (``dc.distill``, the same hyperparameters) with siamese augmentation of real and synthetic batches.
 
-    ``strategy``: ops joined by "_" (default ``strategy_for(dataset)``, e.g. MNIST
-    ``"color_crop_cutout_scale_rotate"``); ``dsa_params``: their ranges (``DSAParams()``, the reference's);
-    ``dsa_mode``: ``"single"`` (one op per draw, the reference's) or ``"all"``.
+    Extra hyperparameters (``dc.DSAConfig``): ``strategy`` (ops joined by "_"; default ``strategy_for(dataset)``,
+    e.g. MNIST ``"color_crop_cutout_scale_rotate"``), ``dsa_params`` (their magnitudes; ``DSAParams()``, the
+    reference's) and ``dsa_mode`` (``"single"``: one op per draw, the reference's; or ``"all"``).
     """
-    if dsa_mode not in MODES:
-        raise ValueError(f"unknown dsa_mode {dsa_mode!r}; valid: {', '.join(MODES)}")
-    strategy = strategy_for(train_set.name) if strategy is None else strategy
-    augment = DSA(strategy, dsa_params or DSAParams(), mode=dsa_mode)
-    config = GradientMatchingConfig.from_hparams("dsa", **hparams)
-    extra = {"strategy": augment.strategy, "dsa_mode": dsa_mode, "dsa_params": repr(augment.params)}
-    return gradient_matching(train_set, ipc, generator=generator, model=model, callback=callback, config=config,
-                             dsa=augment, method="dsa", extra_meta=extra)
+    config = parse("dsa", DSAConfig, hparams)
+    if config.strategy is None:
+        config = DSAConfig(**{**vars(config), "strategy": strategy_for(train_set.name)})
+    augment = DSA(config.strategy, config.dsa_params, mode=config.dsa_mode)
+    return gradient_matching("dsa", train_set, ipc, generator=generator, model=model, callback=callback,
+                             config=config, dsa=augment)

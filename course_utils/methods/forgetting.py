@@ -9,14 +9,18 @@ the ``ipc`` examples with the most events are kept, ties broken at random.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
+from .. import loop, networks, validate
 from ..data import ImageSet
-from ..repro import derive_seed
+from ..hparams import parse
 from ..synthetic import SyntheticSet
-from ..training import Protocol, make_model, train
+from ..training import Protocol, train
 from .selection import as_synthetic, candidate_pool, check_ipc, top_per_class
+
+__all__ = ["Config", "ForgettingTracker", "ForgettingStatistics", "compute_statistics", "distill"]
 
 
 class ForgettingTracker:
@@ -46,36 +50,57 @@ class ForgettingStatistics:
     pool: torch.Tensor        # indices into the training set
     scores: torch.Tensor      # forgetting events per pool image, +inf if never learned
     epochs: int
-    model: str
+    model: dict               # the spec of the network that was trained
     never_learned: int
 
 
-def compute_statistics(train_set: ImageSet, *, generator: torch.Generator, model: str = "convnet",
-                       epochs: int = 10, pool_per_class: int | None = None, model_kwargs: dict | None = None,
+@dataclass(frozen=True)
+class Config:
+    epochs: int = 10  # epochs of the run that counts forgetting events
+    pool_per_class: int | None = None  # candidates per class (None: every image)
+
+    def __post_init__(self) -> None:
+        validate.positive_int("epochs", self.epochs)
+        validate.positive_int("pool_per_class", self.pool_per_class, allow_none=True)
+
+
+def compute_statistics(train_set: ImageSet, *, generator: torch.Generator, model: Any = "convnet",
+                       epochs: int = 10, pool_per_class: int | None = None,
                        protocol: Protocol = Protocol()) -> ForgettingStatistics:
-    """Train ``model`` on the pool for ``epochs`` epochs with the protocol, counting forgetting events."""
-    if not isinstance(model, str):
-        raise TypeError(f"forgetting trains its own network: pass a model name, got {type(model).__name__}")
+    """Train a network from ``model`` (a sampler or a name; ``networks.as_sampler``) on the pool for ``epochs``
+    epochs with the protocol's optimiser, counting forgetting events."""
+    validate.positive_int("epochs", epochs)
+    sampler = networks.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
     pool = candidate_pool(train_set, pool_per_class, generator)
     images, labels = train_set.images[pool], train_set.labels[pool]
-    net = make_model(model, train_set.info, derive_seed(generator), images.device, **dict(model_kwargs or {}))
+    net = sampler.sample(generator)
     tracker = ForgettingTracker(len(pool), images.device)
     train(net, images, labels, epochs=epochs, generator=generator, protocol=protocol, on_batch=tracker,
           desc="forgetting statistics")
-    return ForgettingStatistics(pool, tracker.scores(), epochs, model, int((~tracker.learned).sum()))
+    return ForgettingStatistics(pool, tracker.scores(), epochs, sampler.spec(), int((~tracker.learned).sum()))
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: str = "convnet",
-            callback=None, epochs: int = 10, pool_per_class: int | None = None,
-            model_kwargs: dict | None = None, statistics: ForgettingStatistics | None = None) -> SyntheticSet:
-    """Keep the ``ipc`` most-forgotten images of every class (statistics computed here unless given)."""
+def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
+            callback: Callable[[loop.StepEvent], None] | None = None,
+            statistics: ForgettingStatistics | None = None, **hparams: Any) -> SyntheticSet:
+    """Keep the ``ipc`` most-forgotten images of every class.
+
+    ``model``: the network that is trained to count events (default a fresh ``"convnet"``); ``statistics``: counts
+    computed before (``compute_statistics``), reused for every ipc instead of training again.
+    """
+    config = parse("forgetting", Config, hparams)
     check_ipc(ipc, train_set)
-    if statistics is None:
-        statistics = compute_statistics(train_set, generator=generator, model=model, epochs=epochs,
-                                        pool_per_class=pool_per_class, model_kwargs=model_kwargs)
-    labels = train_set.labels[statistics.pool]
-    picks = top_per_class(statistics.scores, labels, ipc, train_set.num_classes, generator)
-    if callback is not None:
-        callback(statistics.epochs, {"never_learned": statistics.never_learned})
-    return as_synthetic(train_set, statistics.pool[picks], "forgetting", ipc, epochs=statistics.epochs,
-                        pool_per_class=pool_per_class, model=statistics.model)
+
+    def compute() -> SyntheticSet:
+        stats = statistics
+        if stats is None:
+            stats = compute_statistics(train_set, generator=generator, model=model, epochs=config.epochs,
+                                       pool_per_class=config.pool_per_class)
+        labels = train_set.labels[stats.pool]
+        picks = top_per_class(stats.scores, labels, ipc, train_set.num_classes, generator)
+        return as_synthetic(train_set, stats.pool[picks], statistics_epochs=stats.epochs,
+                            never_learned=stats.never_learned, counting_model=stats.model)
+
+    spec = {"model": networks.as_sampler(model, "convnet").spec() if statistics is None else statistics.model}
+    return loop.one_shot("forgetting", compute, train_set=train_set, ipc=ipc, config=config, spec=spec,
+                         callback=callback)

@@ -7,17 +7,33 @@ For class c with features f_i and mean μ_c, after choosing S_{k-1} (sum s_{k-1}
 
 All classes advance together: features are padded to C×n_max×d and each step is one batched
 matrix-vector product. The DC paper herds in the feature space of a ConvNet trained on the full
-data: pass that network as ``model``; ``model=None`` herds in pixel space.
+data: pass that network as ``model`` (a fixed network, ``networks.FixedInit``); ``model=None`` herds in pixel
+space, and a name (a fresh random network) herds in the features of an untrained network.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable
+
 import torch
 import torch.nn as nn
 
+from .. import loop, networks, validate
 from ..data import ImageSet
+from ..hparams import parse
 from ..synthetic import SyntheticSet
 from .selection import as_synthetic, candidate_pool, check_ipc
+
+__all__ = ["Config", "distill", "embed", "herd"]
+
+
+@dataclass(frozen=True)
+class Config:
+    pool_per_class: int | None = None  # candidates per class (None: every image)
+
+    def __post_init__(self) -> None:
+        validate.positive_int("pool_per_class", self.pool_per_class, allow_none=True)
 
 
 @torch.inference_mode()
@@ -60,14 +76,24 @@ def herd(features: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: in
     return torch.stack(chosen, 1).flatten()
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: nn.Module | None = None,
-            callback=None, pool_per_class: int | None = None) -> SyntheticSet:
-    """Herding coreset of ``ipc`` images per class, chosen among ``pool_per_class`` per class (None = all)."""
+def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
+            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
+    """Herding coreset of ``ipc`` images per class, chosen among ``pool_per_class`` per class (None = all).
+
+    ``model``: the network whose ``embed`` gives the features (``networks.as_sampler``: a trained ``nn.Module`` is
+    used as it is); ``None``: pixels.
+    """
+    config = parse("herding", Config, hparams)
     check_ipc(ipc, train_set)
-    if model is not None and not isinstance(model, nn.Module):
-        raise TypeError(f"herding needs a trained network (nn.Module) or None for pixel space, got {model!r}")
-    pool = candidate_pool(train_set, pool_per_class, generator)
-    feats = embed(train_set.images[pool], model)
-    picks = herd(feats, train_set.labels[pool], ipc, train_set.num_classes)
-    return as_synthetic(train_set, pool[picks], "herding", ipc, pool_per_class=pool_per_class,
-                        features="model" if model is not None else "pixels")
+    sampler = None if model is None else networks.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
+
+    def compute() -> SyntheticSet:
+        pool = candidate_pool(train_set, config.pool_per_class, generator)
+        net = None if sampler is None else sampler.sample(generator)
+        feats = embed(train_set.images[pool], net)
+        picks = herd(feats, train_set.labels[pool], ipc, train_set.num_classes)
+        return as_synthetic(train_set, pool[picks], features="pixels" if net is None else "network")
+
+    spec = {"model": None if sampler is None else sampler.spec()}
+    return loop.one_shot("herding", compute, train_set=train_set, ipc=ipc, config=config, spec=spec,
+                         callback=callback)

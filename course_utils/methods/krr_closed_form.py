@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 
-from .. import feature_maps, ridge
+from .. import feature_maps, loop, ridge, validate
 from ..data import ImageSet
+from ..hparams import parse
 from ..repro import derive_seed
-from ..synthetic import SyntheticSet
+from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
 from .selection import check_ipc
 
-INITS = ("real", "noise")
+__all__ = ["Config", "FullModel", "ClosedForm", "fit_full_model", "construct", "distill", "for_display",
+           "initial_images", "INITS"]
+
 DEFAULT_FEATURE_MAP = "random_network"
 
 
@@ -56,14 +60,14 @@ class FullModel:
         return ridge.accuracy(self.W, F, test.labels)
 
 
-def fit_full_model(train_set: ImageSet, model=None, *, generator: torch.Generator, val_fraction: float = 0.05,
+def fit_full_model(train_set: ImageSet, feature_map=None, *, generator: torch.Generator, val_fraction: float = 0.05,
                    lambdas=None, lam: float | None = None, chunk: int = 8192) -> FullModel:
     """Ridge regression on the whole training set:  W = B (G + λI)⁻¹,  G = φφᵀ,  B = Yφᵀ.
 
     λ: ``lam`` if given, else the best of ``lambdas`` (default ``ridge.lambda_grid``) on a random
     ``val_fraction`` of the training set. The held-out part only needs its own G_val, B_val: the training
     part is G − G_val, B − B_val (no second pass). The final W uses all images with the chosen λ.
-    ``model``: the feature map (a name in ``feature_maps.FEATURE_MAPS``, a ``FeatureMap`` or a spec; None:
+    ``feature_map``: a name in ``feature_maps.FEATURE_MAPS``, a ``FeatureMap`` or a spec (None:
     ``random_network``), drawn from ``generator`` when given by name.
     """
     if not isinstance(train_set, ImageSet):
@@ -74,7 +78,7 @@ def fit_full_model(train_set: ImageSet, model=None, *, generator: torch.Generato
         raise ValueError(f"lam (ridge λ) must be >= 0, got {lam!r}")
     t0 = time.perf_counter()
     fmap_seed = derive_seed(generator)               # drawn first, whatever ``model`` is, so streams do not shift
-    fmap = feature_maps.resolve(model, train_set.images[0].numel(), fmap_seed, DEFAULT_FEATURE_MAP)
+    fmap = feature_maps.resolve(feature_map, train_set.images[0].numel(), fmap_seed, DEFAULT_FEATURE_MAP)
     n, k = len(train_set), train_set.num_classes
     G, B = ridge.sufficient_statistics(train_set.images, train_set.labels, k, fmap, chunk=chunk)
     t1 = time.perf_counter()
@@ -149,67 +153,75 @@ def _construct(full, labels, init_images, lam_s, allow_inexact, image_shape) -> 
                       ridge.relative_error(F_rec, F_S), fmap.out_of_range(F_S), bound, time.perf_counter() - t0)
 
 
-def _check_same_map(model, fmap: feature_maps.FeatureMap) -> None:
-    """``model`` (if given) must name or be the feature map ``fmap`` that a reused full model was fitted with."""
-    if model is None or model is fmap:
+def _check_same_map(feature_map, fmap: feature_maps.FeatureMap) -> None:
+    """``feature_map`` (if given) must name or be the map ``fmap`` that a reused full model was fitted with."""
+    if feature_map is None or feature_map is fmap:
         return
-    same = (feature_maps.canonical_name(model) == fmap.name if isinstance(model, str)
-            else isinstance(model, feature_maps.FeatureMap) and model.spec == fmap.spec)
+    same = (feature_maps.canonical_name(feature_map) == fmap.name if isinstance(feature_map, str)
+            else isinstance(feature_map, feature_maps.FeatureMap) and feature_map.spec == fmap.spec)
     if not same:
-        raise ValueError(f"model={model!r} differs from full_model's feature map {fmap!r}")
+        raise ValueError(f"feature_map={feature_map!r} differs from full_model's feature map {fmap!r}")
 
 
-def initial_images(train_set: ImageSet, ipc: int, init: str, generator: torch.Generator) -> torch.Tensor:
-    """X_0: ``ipc`` random real images per class (class by class), or standard-normal noise images."""
-    if init not in INITS:
-        raise ValueError(f"init={init!r} is not valid; valid: {', '.join(INITS)}")
-    if init == "real":
-        return train_set.images[train_set.sample_balanced(ipc, generator)]
-    shape = (ipc * train_set.num_classes, *train_set.images.shape[1:])
-    return torch.randn(shape, generator=generator, device=generator.device).to(train_set.device)
+@dataclass(frozen=True)
+class Config:
+    """Hyperparameters of the closed form."""
+
+    init: str = "real"  # X_0 for ipc > 1: real | noise (ipc = 1 has one solution)
+    lam_s: float = 0.0  # λ_S of the distilled model (<= 1/(4 s_max²), known once D is)
+    val_fraction: float = 0.05  # share of the training set that chooses λ
+    lambdas: tuple | None = None  # the λ grid (None: ridge.lambda_grid)
+    lam: float | None = None  # a fixed λ instead of the search
+
+    def __post_init__(self) -> None:
+        validate.choice("init", self.init, INITS)
+        validate.positive_number("lam_s", self.lam_s, allow_zero=True)
+        validate.number_in("val_fraction", self.val_fraction, 0, 1)
+        if self.lam is not None:
+            validate.positive_number("lam", self.lam, allow_zero=True)
+        if self.lambdas is not None:
+            object.__setattr__(self, "lambdas", tuple(float(x) for x in self.lambdas))
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model=None, callback=None,
-            init: str = "real", lam_s: float = 0.0, full_model: FullModel | None = None,
-            val_fraction: float = 0.05, lambdas=None, lam: float | None = None) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, feature_map: Any = None,
+            callback: Callable[[loop.StepEvent], None] | None = None, full_model: FullModel | None = None,
+            **hparams: Any) -> SyntheticSet:
     """``ipc`` images per class whose ridge model equals the full-data one:  W_S = Y_S (φ_Sᵀφ_S + λ_S I)⁻¹φ_Sᵀ = W.
 
     D = Y_S⁺W + (I − Y_S⁺Y_S) φ(X_0)⁺,  φ_S from D (φ_S = D⁺ when λ_S = 0),  X_S = φ⁻¹(φ_S).
-    ``model``: the feature map (name, ``FeatureMap`` or spec; None: ``random_network``). ``full_model``: a
-    ``fit_full_model`` result to reuse (its feature map is used; skips the pass over the data). ``init``:
-    "real" or "noise" X_0 (irrelevant for ipc = 1, where the solution is unique). Returns float32 images in the
-    dataset's normalisation, one-hot labels as class indices, and in ``meta`` the feature map's spec (the
-    model the set was distilled for), λ, λ_S and the relative error ‖W_S − W‖/‖W‖ measured in float64.
+    ``feature_map``: name, ``FeatureMap`` or spec (None: ``random_network``). ``full_model``: a ``fit_full_model``
+    result to reuse (its feature map is used; skips the pass over the data). ``hparams``: the fields of ``Config``.
+    Returns float32 images in the dataset's normalisation, class indices as labels, and in ``meta`` the feature
+    map's spec (the model the set was distilled for), λ, λ_S and the relative error ‖W_S − W‖/‖W‖ (float64), which
+    is also the step's loss.
     """
-    t0 = time.perf_counter()
+    config = parse("krr_closed_form", Config, hparams)
     check_ipc(ipc, train_set)
-    if init not in INITS:
-        raise ValueError(f"init={init!r} is not valid; valid: {', '.join(INITS)}")
-    if not lam_s >= 0:                               # the upper bound 1/(4 s_max²) is known only once D is
-        raise ValueError(f"lam_s (λ_S) must be >= 0, got {lam_s!r}")
     if full_model is None:
-        full_model = fit_full_model(train_set, model, generator=generator, val_fraction=val_fraction,
-                                    lambdas=lambdas, lam=lam)
+        full_model = fit_full_model(train_set, feature_map, generator=generator, val_fraction=config.val_fraction,
+                                    lambdas=None if config.lambdas is None else torch.tensor(config.lambdas,
+                                                                                            dtype=torch.float64),
+                                    lam=config.lam)
     else:
-        _check_same_map(model, full_model.feature_map)
+        _check_same_map(feature_map, full_model.feature_map)
         if full_model.num_classes != train_set.num_classes or full_model.dataset != train_set.name:
             raise ValueError(f"full_model was fitted on {full_model.dataset} ({full_model.num_classes} classes), "
                              f"not on {train_set.name} ({train_set.num_classes} classes)")
-    if callback is not None:
-        callback(0, {"stage": "full_model", "lam": full_model.lam, "seconds": full_model.seconds})
-    k = train_set.num_classes
-    labels = torch.arange(k, device=train_set.device).repeat_interleave(ipc)
-    X0 = initial_images(train_set, ipc, init, generator) if ipc > 1 else None
-    cf = construct(full_model, labels, init_images=X0, lam_s=lam_s, image_shape=tuple(train_set.images.shape[1:]))
-    seconds = time.perf_counter() - t0
-    if callback is not None:
-        callback(1, {"stage": "closed_form", "rel_error": cf.rel_error, "seconds": seconds})
-    meta = {"method": "krr_closed_form", "dataset": train_set.name, "ipc": ipc, "num_classes": k,
-            "hparams": {"init": init, "lam_s": float(lam_s), "val_fraction": val_fraction, "lam": full_model.lam},
-            "feature_map": full_model.feature_map.spec, "lam": full_model.lam, "rel_error": cf.rel_error,
-            "recovery_residual": cf.recovery_residual, "out_of_range": cf.out_of_range,
-            "seconds": {"full_model": full_model.seconds.get("total"), "closed_form": cf.seconds, "total": seconds}}
-    return SyntheticSet(cf.images.float().to(train_set.device), labels.to(train_set.device), None, meta)
+
+    def compute() -> SyntheticSet:
+        k = train_set.num_classes
+        labels = class_labels(k, ipc, train_set.device)
+        X0 = initial_images(train_set, ipc, config.init, generator) if ipc > 1 else None
+        cf = construct(full_model, labels, init_images=X0, lam_s=config.lam_s,
+                       image_shape=tuple(train_set.images.shape[1:]))
+        meta = {"lam": full_model.lam, "rel_error": cf.rel_error, "recovery_residual": cf.recovery_residual,
+                "out_of_range": cf.out_of_range,
+                "timing": {"full_model": full_model.seconds.get("total"), "closed_form": cf.seconds}}
+        return SyntheticSet(cf.images.float().to(train_set.device), labels, None, meta)
+
+    return loop.one_shot("krr_closed_form", compute, train_set=train_set, ipc=ipc, config=config,
+                         spec={"feature_map": full_model.feature_map.spec}, callback=callback,
+                         loss=lambda syn: syn.meta["rel_error"])
 
 
 def for_display(images: torch.Tensor, clip: float = 0.01) -> torch.Tensor:

@@ -1,19 +1,22 @@
-"""What every coreset method shares: checking ipc, drawing a candidate pool, packing the selection."""
+"""What every coreset method shares: drawing a candidate pool, ranking per class, packing the selection."""
 
 from __future__ import annotations
 
 import torch
 
+from .. import validate
 from ..data import ImageSet
 from ..synthetic import SyntheticSet
 
 
 def check_ipc(ipc: int, train_set: ImageSet) -> None:
-    if not isinstance(ipc, int) or isinstance(ipc, bool) or ipc < 1:
-        raise ValueError(f"ipc (images per class) must be an integer >= 1, got {ipc!r}")
-    smallest = int(train_set.class_counts.min())
-    if ipc > smallest:
-        raise ValueError(f"ipc={ipc} is larger than the smallest class of {train_set.name} ({smallest} images)")
+    validate.ipc(ipc, train_set)
+
+
+def no_network(method: str, model) -> None:
+    """Methods that use no network refuse a ``model`` instead of ignoring it."""
+    if model is not None:
+        raise TypeError(f"{method} uses no network: model= must be None, got {type(model).__name__}")
 
 
 def candidate_pool(train_set: ImageSet, pool_per_class: int | None, generator: torch.Generator) -> torch.Tensor:
@@ -40,9 +43,8 @@ def top_per_class(scores: torch.Tensor, labels: torch.Tensor, ipc: int, num_clas
     return order[rank < ipc]
 
 
-def as_synthetic(train_set: ImageSet, indices: torch.Tensor, method: str, ipc: int, **hparams) -> SyntheticSet:
+def as_synthetic(train_set: ImageSet, indices: torch.Tensor, **meta) -> SyntheticSet:
     """The chosen real images as a ``SyntheticSet`` (ordered class by class), remembering their indices."""
     indices = indices[torch.argsort(train_set.labels[indices], stable=True)]
     return SyntheticSet(train_set.images[indices].clone(), train_set.labels[indices].clone(), None,
-                        {"method": method, "dataset": train_set.name, "ipc": ipc,
-                         "num_classes": train_set.num_classes, "indices": indices.tolist(), "hparams": hparams})
+                        {"indices": indices.tolist(), **meta})

@@ -1,0 +1,212 @@
+"""The one outer loop every iterative distillation method runs on (DD, DC, DSA, KIP; DM, MTT, ZEN, Acc-DD next).
+
+A method supplies a ``Distiller``: its state (synthetic images, optimisers, ...) and ``step(k)``, one outer step
+that returns its loss. ``run`` owns what every method needs:
+
+- **resume**: with ``checkpoint`` set, the state is saved atomically every ``checkpoint_every`` steps and at the
+  end; a later call with the same identity continues from it and ends bit-identical to an unbroken run. The
+  identity is everything that determines the result: method, hyperparameters (``hparams.identity_fields``), ipc,
+  the dataset and a fingerprint of its tensors, the model (sampler or feature map) spec, where the generator's
+  stream starts, and the package version. Any other checkpoint is refused (``checkpoint.CheckpointError``), and a
+  checkpoint that went further than ``steps`` is refused too (a run may be continued, never shortened);
+- **divergence**: a step calls ``check_finite`` before every update; a NaN/inf loss or gradient stops the run with
+  a ``DivergenceError`` that names the step and the likely cause and carries the last good set (the state before
+  the bad update) in ``err.synthetic``;
+- **callback**: ``callback(event)`` after every step with one payload for every method, a ``StepEvent`` (1-based
+  ``step``, ``steps``, ``loss``, per-method ``metrics``, elapsed ``seconds``, current ``images``);
+- **history and timing**: ``meta["history"]`` ({"loss": [...], one list per metric}), ``meta["seconds"]``
+  (distillation time, resumed parts included), ``meta["hparams"]`` and ``meta["model"]`` in the returned set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from . import __version__, checkpoint, hparams, repro
+from .data import ImageSet
+from .progress import progress as progress_bar
+from .synthetic import SyntheticSet
+
+__all__ = [
+    "Distiller", "StepEvent", "DivergenceError", "NonFiniteError", "check_finite", "run", "one_shot", "checkpoint_path",
+]
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised inside a step by ``check_finite``; ``run`` turns it into a ``DivergenceError``."""
+
+    def __init__(self, where: str, value: float):
+        super().__init__(f"{where}: {value}")
+        self.where, self.value = where, value
+
+
+class DivergenceError(FloatingPointError):
+    """A run stopped on a non-finite loss or gradient. ``synthetic``: the last good set; ``step``: the bad step."""
+
+    def __init__(self, message: str, *, method: str, step: int, synthetic: SyntheticSet, path: Path | None):
+        super().__init__(message)
+        self.method, self.step, self.synthetic, self.checkpoint = method, step, synthetic, path
+
+
+def check_finite(where: str, loss: torch.Tensor | float, *params: torch.Tensor) -> float:
+    """``float(loss)`` if it and every ``p.grad`` are finite, else ``NonFiniteError`` (call before the update)."""
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    if not math.isfinite(value):
+        raise NonFiniteError(where, value)
+    for p in params:
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+            raise NonFiniteError(f"{where} (gradient)", float("nan"))
+    return value
+
+
+@dataclass
+class StepEvent:
+    """What ``callback`` receives after every step, for every method."""
+
+    method: str
+    step: int  # 1-based
+    steps: int
+    loss: float
+    metrics: dict[str, float]
+    seconds: float  # distillation time so far (resumed parts included)
+    images: torch.Tensor  # the current synthetic images (detached; do not modify)
+
+
+class Distiller:
+    """One method's state and its outer step. Subclasses set ``method`` and ``divergence_hint`` and implement:
+
+    ``step(k) -> (loss, metrics)``   one outer step (calls ``check_finite`` before each update)
+    ``state_dict() / load_state_dict(state)``   everything that changes during the run (the generator is saved by
+                                                ``run``); tensors may be loaded on the CPU, move them
+    ``current_images()``             the synthetic images now (detached)
+    ``synthetic_set()``              the current set (a copy) with the method's own meta entries
+    """
+
+    method: str = ""
+    divergence_hint: str = "lower the learning rate"
+
+    def step(self, k: int) -> tuple[float, dict[str, float]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def current_images(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def synthetic_set(self) -> SyntheticSet:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass
+class _Progress:
+    step: int = 0
+    seconds: float = 0.0
+    history: dict[str, list[float]] = field(default_factory=lambda: {"loss": []})
+
+
+def _describe(syn: SyntheticSet, method: str, train_set: ImageSet, ipc: int, config: Any, spec: Mapping[str, Any],
+              progress: _Progress) -> SyntheticSet:
+    """The meta entries every method's set carries (the method's own entries are kept)."""
+    syn.meta.update({"method": method, "dataset": train_set.name, "ipc": ipc, "num_classes": train_set.num_classes,
+                     "hparams": hparams.as_dict(config), **dict(spec),
+                     "history": {k: list(v) for k, v in progress.history.items()}, "steps_done": progress.step,
+                     "seconds": progress.seconds})
+    return syn
+
+
+def one_shot(method: str, compute: Callable[[], SyntheticSet], *, train_set: ImageSet, ipc: int, config: Any,
+             spec: Mapping[str, Any], callback: Callable[[StepEvent], None] | None = None,
+             loss: Callable[[SyntheticSet], float] | None = None) -> SyntheticSet:
+    """For methods without outer steps (coresets, closed forms): time ``compute()``, fill the same meta entries
+    as ``run`` (one step; ``loss(syn)`` or NaN: such methods have no loss) and call ``callback`` once."""
+    t0 = time.perf_counter()
+    syn = compute()
+    value = float("nan") if loss is None else float(loss(syn))
+    progress = _Progress(1, time.perf_counter() - t0, {"loss": [value]})
+    _describe(syn, method, train_set, ipc, config, spec, progress)
+    if callback is not None:
+        callback(StepEvent(method, 1, 1, value, {}, progress.seconds, syn.images))
+    return syn
+
+
+def checkpoint_path(method: str, dataset: str, ipc: int, identity: Mapping[str, Any]) -> Path:
+    """The automatic checkpoint file of a run: ``output/checkpoints/<method>/<dataset>_ipc<ipc>_<hash>.pt``."""
+    from .results import output_dir
+
+    return output_dir() / "checkpoints" / method / f"{dataset}_ipc{ipc}_{checkpoint.identity_hash(identity)}.pt"
+
+
+def run(method: str, build: Callable[[], Distiller], *, train_set: ImageSet, ipc: int, generator: torch.Generator,
+        config: hparams.LoopConfig, spec: Mapping[str, Any], callback: Callable[[StepEvent], None] | None = None
+        ) -> SyntheticSet:
+    """Run ``build()``'s distiller for ``config.steps`` outer steps; see the module docstring.
+
+    ``build`` is called after the generator's starting state is recorded (it draws the initial images, θ0, ...);
+    ``spec`` describes the model (``{"model": sampler.spec()}`` or ``{"feature_map": ...}``).
+    """
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (it receives a loop.StepEvent), got {type(callback).__name__}")
+    start = repro.generator_fingerprint(generator)
+    distiller = build()
+    path = None
+    identity: dict[str, Any] = {}
+    if config.checkpoint is not None:
+        identity = {"method": method, "hparams": hparams.identity_fields(config), "ipc": ipc,
+                    "dataset": train_set.name, "data": train_set.fingerprint(), **dict(spec),
+                    "generator": start, "version": __version__}
+        path = (checkpoint_path(method, train_set.name, ipc, identity) if config.checkpoint is True
+                else Path(config.checkpoint))
+    progress = _Progress()
+    state = checkpoint.load(path, identity)
+    if state is not None:
+        if state["step"] > config.steps:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} holds step {state['step']} of this run, beyond steps={config.steps}: pass "
+                f"steps >= {state['step']} to continue it (a run is continued, never shortened), or another path"
+            )
+        distiller.load_state_dict(state["distiller"])
+        generator.set_state(state["generator"])
+        progress = _Progress(state["step"], state["seconds"], state["history"])
+
+    def result() -> SyntheticSet:
+        return _describe(distiller.synthetic_set(), method, train_set, ipc, config, spec, progress)
+
+    saved = progress.step if state is not None else None
+    with progress_bar(total=config.steps, desc=f"{method} ipc {ipc}") as bar:
+        bar.update(progress.step)
+        for k in range(progress.step + 1, config.steps + 1):
+            t0 = time.perf_counter()
+            try:
+                loss, metrics = distiller.step(k)
+            except NonFiniteError as err:
+                kept = f"; the checkpoint {path} holds step {saved}" if saved is not None else ""
+                raise DivergenceError(
+                    f"{method} diverged at step {k}/{config.steps}: {err.where} became {err.value}. Likely cause: "
+                    f"{distiller.divergence_hint}. The set after step {k - 1} (the last good one) is in "
+                    f"err.synthetic{kept}",
+                    method=method, step=k, synthetic=result(), path=path) from None
+            progress.seconds += time.perf_counter() - t0
+            progress.step = k
+            bar.update(1)
+            progress.history["loss"].append(float(loss))
+            for key, value in metrics.items():
+                progress.history.setdefault(key, []).append(float(value))
+            if callback is not None:
+                callback(StepEvent(method, k, config.steps, float(loss), dict(metrics), progress.seconds,
+                                   distiller.current_images()))
+            if path is not None and (k % config.checkpoint_every == 0 or k == config.steps):
+                checkpoint.save(path, identity, {"step": k, "seconds": progress.seconds, "history": progress.history,
+                                                 "generator": generator.get_state(),
+                                                 "distiller": distiller.state_dict()})
+                saved = k
+    return result()

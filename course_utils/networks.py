@@ -1,0 +1,372 @@
+"""Network samplers: one answer to "which network does this step of a method use?".
+
+Every distillation method that trains or differentiates a network takes ``model=``, and it always means the same
+thing: a **network sampler**, or something that becomes one (``as_sampler``):
+
+=============================  ==================================================================================
+``"convnet"`` (a model name)   ``FreshInit("convnet")``: a new random initialisation at every draw
+a function returning a module  ``FreshInit(fn)``: ``fn()`` under a seed from the generator at every draw
+an ``nn.Module``               ``FixedInit(module)``: its weights θ0 at every draw (a copy each time)
+a ``NetworkSampler``           itself
+=============================  ==================================================================================
+
+The samplers of the course's methods:
+
+- ``FreshInit``: ``θ0 ~ p(θ0)`` of one architecture (DC, DSA, DM; DD's random-init variant);
+- ``FixedInit``: one fixed ``θ0`` (DD's fixed-init variant);
+- ``ArchitecturePool``: several architecture families (ZEN draws one of each, or one at random);
+- ``EarlyStagePool``: networks trained a few epochs on real data, perturbed along random filter-normalised
+  directions at every draw (Acc-DD's model augmentation);
+- ``ExpertTrajectories``: snapshots of experts trained on real data; a draw is a start epoch and a target
+  (MTT).
+
+A sampler is *bound* to a dataset and a device (``bind(info, device)``) before it draws, draws only from the
+generator it is given (weights are initialised under ``torch.random.fork_rng``, so the global RNG is untouched),
+and has a ``spec()``: a JSON-friendly description that checkpoints and records use as the model's identity (a
+callable by its qualified name and a hash of its code, a fixed θ0 by a hash of its weights; never a ``repr`` with a
+memory address).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+from . import validate
+from .models import MODEL_NAMES, get_model
+from .repro import derive_seed
+
+__all__ = [
+    "WEIGHT_INITS",
+    "NetworkSampler",
+    "FreshInit",
+    "FixedInit",
+    "ArchitecturePool",
+    "EarlyStagePool",
+    "ExpertTrajectories",
+    "ExpertSegment",
+    "as_sampler",
+    "callable_name",
+    "weights_fingerprint",
+    "initialise",
+    "perturb",
+]
+
+#: How a fresh θ0 is drawn. "default": PyTorch's initialisation of every layer. "xavier": Xavier-normal weights
+#: N(0, 2 / (fan_in + fan_out)) for every convolution and linear layer and zero biases (the original DD code's).
+WEIGHT_INITS: tuple[str, ...] = ("default", "xavier")
+
+
+def callable_name(fn: Callable) -> str:
+    """``module.qualname`` of a function or class, with a hash of a function's code (two lambdas differ)."""
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        digest = hashlib.blake2b(code.co_code + repr(code.co_consts).encode(), digest_size=6).hexdigest()
+        name += f"#{digest}"
+    return name
+
+
+def weights_fingerprint(net: nn.Module) -> str:
+    """A hash of a network's parameters and buffers (names, shapes and values)."""
+    h = hashlib.blake2b(digest_size=12)
+    for key, value in net.state_dict().items():
+        h.update(f"{key}:{tuple(value.shape)}:{value.dtype}".encode())
+        h.update(value.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def initialise(net: nn.Module, weight_init: str) -> nn.Module:
+    """Redraw ``net``'s weights with ``weight_init`` from torch's global RNG (seed it, e.g. in ``fork_rng``)."""
+    validate.choice("weight_init", weight_init, WEIGHT_INITS)
+    for module in net.modules():
+        if weight_init == "xavier" and isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_normal_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif weight_init == "default" and hasattr(module, "reset_parameters") and module is not net:
+            module.reset_parameters()
+    return net
+
+
+class NetworkSampler:
+    """Base class. ``bind(info, device)`` returns a copy ready to ``sample(generator)``; ``spec()`` names it."""
+
+    info: Any = None
+    device: torch.device = torch.device("cpu")
+
+    def bind(self, info, device: str | torch.device) -> "NetworkSampler":
+        bound = copy.copy(self)
+        bound.info, bound.device = info, torch.device(device)
+        return bound
+
+    def _check_bound(self) -> None:
+        if self.info is None:
+            raise RuntimeError(f"{type(self).__name__} is not bound to a dataset: call .bind(train_set.info, device)")
+
+    def sample(self, generator: torch.Generator) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def spec(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec()})"
+
+
+class FreshInit(NetworkSampler):
+    """A new random initialisation of one architecture at every draw.
+
+    ``model``: a name of ``models.MODEL_NAMES`` (options in ``kwargs``, e.g. ``width=32``) or a function returning a
+    new ``nn.Module``. ``weight_init``: ``WEIGHT_INITS``. The draw takes one seed from the generator and builds
+    the network under it.
+    """
+
+    def __init__(self, model: str | Callable[[], nn.Module] = "convnet", *, weight_init: str = "default", **kwargs):
+        if isinstance(model, str):
+            key = model.strip().lower()
+            validate.choice("model", key, MODEL_NAMES)
+            model = key
+        elif not callable(model) or isinstance(model, nn.Module):
+            raise TypeError(
+                f"FreshInit takes a model name ({', '.join(MODEL_NAMES)}) or a function returning a new nn.Module, "
+                f"got {type(model).__name__}"
+            )
+        elif kwargs:
+            raise TypeError(f"model options {sorted(kwargs)} apply to a model name only, not to a function")
+        self.model, self.kwargs = model, dict(kwargs)
+        self.weight_init = validate.choice("weight_init", weight_init, WEIGHT_INITS)
+
+    @property
+    def name(self) -> str:
+        return self.model if isinstance(self.model, str) else callable_name(self.model)
+
+    def build(self, seed: int) -> nn.Module:
+        """The network of ``seed`` (same seed, same weights), on the bound device, in train mode."""
+        self._check_bound()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if isinstance(self.model, str):
+                info = self.info
+                net = get_model(self.model, info.channels, info.num_classes, info.image_size, **self.kwargs)
+            else:
+                net = self.model()
+                if not isinstance(net, nn.Module):
+                    raise TypeError(f"the model function returned {type(net).__name__}, not an nn.Module")
+            if self.weight_init != "default":
+                initialise(net, self.weight_init)
+        return net.to(self.device).train()
+
+    def sample(self, generator: torch.Generator) -> nn.Module:
+        return self.build(derive_seed(generator))
+
+    def spec(self) -> dict:
+        return {"sampler": "fresh", "model": self.name, "kwargs": dict(self.kwargs), "weight_init": self.weight_init}
+
+
+class FixedInit(NetworkSampler):
+    """The same θ0 at every draw: a copy of ``network`` (its weights are never changed by a method)."""
+
+    def __init__(self, network: nn.Module):
+        if not isinstance(network, nn.Module):
+            raise TypeError(f"FixedInit takes an nn.Module, got {type(network).__name__}")
+        self.network = copy.deepcopy(network)
+        self._fingerprint = weights_fingerprint(self.network)
+
+    @classmethod
+    def draw(cls, model: str | Callable[[], nn.Module], info, generator: torch.Generator,
+             device: str | torch.device = "cpu", *, weight_init: str = "default", **kwargs) -> "FixedInit":
+        """A fixed θ0 drawn once from ``generator`` (as ``FreshInit(model, ...)`` would draw it)."""
+        return cls(FreshInit(model, weight_init=weight_init, **kwargs).bind(info, device).sample(generator))
+
+    def bind(self, info, device: str | torch.device) -> "FixedInit":
+        bound = super().bind(info, device)
+        bound.network = self.network.to(bound.device)
+        return bound
+
+    def sample(self, generator: torch.Generator) -> nn.Module:
+        return copy.deepcopy(self.network).to(self.device).train()
+
+    def state_dict(self) -> dict:
+        """θ0 on the CPU (to store with a distilled set that is meant to train exactly this network)."""
+        return {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
+
+    def spec(self) -> dict:
+        name = getattr(self.network, "model_name", type(self.network).__name__)
+        return {"sampler": "fixed", "model": name, "weights": self._fingerprint}
+
+
+class ArchitecturePool(NetworkSampler):
+    """Several architecture families: ``sample`` draws one family uniformly, ``sample_all`` one of each (ZEN)."""
+
+    def __init__(self, members: Sequence[str | FreshInit]):
+        members = [m if isinstance(m, FreshInit) else FreshInit(m) for m in members]
+        if not members:
+            raise ValueError("an ArchitecturePool needs at least one architecture")
+        self.members = members
+
+    def bind(self, info, device: str | torch.device) -> "ArchitecturePool":
+        bound = super().bind(info, device)
+        bound.members = [m.bind(info, device) for m in self.members]
+        return bound
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    def sample(self, generator: torch.Generator) -> nn.Module:
+        k = int(torch.randint(len(self.members), (1,), generator=generator, device=generator.device))
+        return self.members[k].sample(generator)
+
+    def sample_all(self, generator: torch.Generator) -> list[nn.Module]:
+        return [m.sample(generator) for m in self.members]
+
+    def spec(self) -> dict:
+        return {"sampler": "pool", "members": [m.spec() for m in self.members]}
+
+
+@torch.no_grad()
+def perturb(net: nn.Module, generator: torch.Generator, magnitude: tuple[float, float] = (0.01, 0.09),
+            directions: int = 2) -> list[float]:
+    """Move ``net``'s weights along random filter-normalised directions (Acc-DD's model augmentation), in place.
+
+    For each of ``directions`` directions ``d`` and every weight ``W`` with ≥ 2 dims (biases and normalisation
+    parameters are left alone): ``d ~ N(0, I)`` of W's shape, then every filter (row ``i`` of the output dimension)
+    is rescaled to the norm of W's filter, ``d_i ← d_i · ‖W_i‖ / ‖d_i‖`` (Li et al.'s filter normalisation), and
+
+        W ← W + Σ_k ρ_k d_k,        ρ_k = ±U(magnitude), random sign.
+
+    Returns the step sizes ρ_k. All random numbers come from ``generator``.
+    """
+    lo, hi = magnitude
+    if not 0 <= lo <= hi:
+        raise ValueError(f"magnitude must be (low, high) with 0 <= low <= high, got {magnitude!r}")
+    validate.positive_int("directions", directions)
+    gdev = generator.device
+    u = torch.rand(directions, 2, generator=generator, device=gdev).cpu()
+    rhos = [float((lo + (hi - lo) * a) * (1 if b < 0.5 else -1)) for a, b in u.tolist()]
+    weights = [p for p in net.parameters() if p.dim() > 1]
+    for rho in rhos:
+        for w in weights:
+            d = torch.randn(w.shape, generator=generator, device=gdev).to(w.device, w.dtype)
+            d_rows, w_rows = d.view(len(d), -1), w.view(len(w), -1)
+            scale = w_rows.norm(dim=1, keepdim=True) / (d_rows.norm(dim=1, keepdim=True) + 1e-10)
+            w.add_((d_rows * scale).view_as(w), alpha=rho)
+    return rhos
+
+
+class EarlyStagePool(NetworkSampler):
+    """Networks trained a few epochs on real data (``states``), each draw one of them, perturbed (``perturb``).
+
+    ``model``: the architecture (a name or ``FreshInit``) the state dicts belong to. ``magnitude``/``directions``:
+    of the weight perturbation (``None``: no perturbation).
+    """
+
+    def __init__(self, model: str | FreshInit, states: Sequence[Mapping[str, torch.Tensor]], *,
+                 magnitude: tuple[float, float] | None = (0.01, 0.09), directions: int = 2):
+        if not states:
+            raise ValueError("an EarlyStagePool needs at least one trained state dict")
+        self.model = model if isinstance(model, FreshInit) else FreshInit(model)
+        self.states = [{k: v.detach().cpu().clone() for k, v in s.items()} for s in states]
+        self.magnitude, self.directions = magnitude, directions
+        h = hashlib.blake2b(digest_size=12)
+        for state in self.states:
+            for key, value in state.items():
+                h.update(key.encode())
+                h.update(value.contiguous().view(-1).view(torch.uint8).numpy().data)
+        self._fingerprint = h.hexdigest()
+
+    def bind(self, info, device: str | torch.device) -> "EarlyStagePool":
+        bound = super().bind(info, device)
+        bound.model = self.model.bind(info, device)
+        return bound
+
+    def sample(self, generator: torch.Generator) -> nn.Module:
+        k = int(torch.randint(len(self.states), (1,), generator=generator, device=generator.device))
+        net = self.model.build(0)
+        net.load_state_dict(self.states[k])
+        if self.magnitude is not None:
+            perturb(net, generator, self.magnitude, self.directions)
+        return net.train()
+
+    def spec(self) -> dict:
+        return {"sampler": "early_stage", "model": self.model.spec(), "states": len(self.states),
+                "weights": self._fingerprint, "magnitude": self.magnitude, "directions": self.directions}
+
+
+@dataclass
+class ExpertSegment:
+    """One draw of ``ExpertTrajectories``: the network at expert epoch ``start`` and the target ``epochs`` later."""
+
+    network: nn.Module                 # the architecture, loaded with θ*_start
+    start_params: list[torch.Tensor]   # θ*_start (parameters, in ``network.parameters()`` order)
+    target_params: list[torch.Tensor]  # θ*_{start + epochs}
+    expert: int
+    start: int
+
+
+class ExpertTrajectories(NetworkSampler):
+    """Parameter snapshots of experts trained on real data: ``trajectories[e][t]`` is expert e after t epochs.
+
+    ``sample(generator)`` draws an expert uniformly and a start epoch ``t`` uniform on ``{0, ..., max_start - 1}``
+    and returns the network at θ*_t with the target θ*_{t + expert_epochs} (MTT).
+    """
+
+    def __init__(self, model: str | FreshInit, trajectories: Sequence[Sequence[Mapping[str, torch.Tensor]]], *,
+                 max_start_epoch: int, expert_epochs: int):
+        self.model = model if isinstance(model, FreshInit) else FreshInit(model)
+        if not trajectories or any(len(t) < 2 for t in trajectories):
+            raise ValueError("every expert trajectory needs at least two snapshots (epochs 0 and 1)")
+        validate.positive_int("max_start_epoch", max_start_epoch)
+        validate.positive_int("expert_epochs", expert_epochs)
+        shortest = min(len(t) for t in trajectories) - 1
+        if max_start_epoch - 1 + expert_epochs > shortest:
+            raise ValueError(
+                f"max_start_epoch={max_start_epoch} + expert_epochs={expert_epochs} - 1 exceeds the {shortest} epochs "
+                "of the shortest trajectory"
+            )
+        self.trajectories = trajectories
+        self.max_start_epoch, self.expert_epochs = max_start_epoch, expert_epochs
+
+    def bind(self, info, device: str | torch.device) -> "ExpertTrajectories":
+        bound = super().bind(info, device)
+        bound.model = self.model.bind(info, device)
+        return bound
+
+    def sample(self, generator: torch.Generator) -> ExpertSegment:
+        gdev = generator.device
+        e = int(torch.randint(len(self.trajectories), (1,), generator=generator, device=gdev))
+        t = int(torch.randint(self.max_start_epoch, (1,), generator=generator, device=gdev))
+        net = self.model.build(0)
+        start, target = self.trajectories[e][t], self.trajectories[e][t + self.expert_epochs]
+        net.load_state_dict(start, strict=False)
+        names = [n for n, _ in net.named_parameters()]
+        return ExpertSegment(net.train(), [start[n].to(self.device) for n in names],
+                             [target[n].to(self.device) for n in names], e, t)
+
+    def spec(self) -> dict:
+        return {"sampler": "experts", "model": self.model.spec(), "experts": len(self.trajectories),
+                "max_start_epoch": self.max_start_epoch, "expert_epochs": self.expert_epochs}
+
+
+def as_sampler(model: Any, default: str | Callable[[], nn.Module], *, weight_init: str = "default") -> NetworkSampler:
+    """What ``model=`` means in every method: ``None`` → ``FreshInit(default)``; a name or a function →
+    ``FreshInit(model)``; an ``nn.Module`` → ``FixedInit(model)``; a ``NetworkSampler`` → itself.
+    ``weight_init`` applies to the fresh initialisations built here from a name or a function."""
+    if isinstance(model, NetworkSampler):
+        return model
+    if isinstance(model, nn.Module):
+        return FixedInit(model)
+    if model is None:
+        model = default
+    if isinstance(model, str) or callable(model):
+        return FreshInit(model, weight_init=weight_init)
+    raise TypeError(
+        f"model must be a model name ({', '.join(MODEL_NAMES)}), a function returning an nn.Module, an nn.Module "
+        f"(a fixed θ0) or a NetworkSampler, got {type(model).__name__}"
+    )
