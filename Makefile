@@ -8,7 +8,7 @@ PROFILE ?= quick
 # Where the original MNIST / Fashion-MNIST .gz files are, if you have them offline (CI: ../shared/data).
 SHARED_DATA ?= ../shared/data
 
-.PHONY: course test install data benchmark clean
+.PHONY: course test lint install data benchmark gpu-check clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,11 @@ data: install
 course: data
 	$(PY) -m course_utils.notebook_runner --profile $(PROFILE)
 
-# Unit tests, then every notebook under nbval, each with a timing line. pytest exits 5 when it collected
-# no test: a test run that tests nothing is a failure here.
+# Lint and format check (ruff), then unit tests, then every notebook under nbval, each with a timing line. pytest
+# exits 5 when it collected no test: a test run that tests nothing is a failure here.
 test: data
+	@start=$$(date +%s); $(MAKE) --no-print-directory lint; rc=$$?; \
+	echo "[test] lint: rc=$$rc in $$(( $$(date +%s) - start )) s"; [ $$rc -eq 0 ] || exit $$rc
 	@status=0; for suite in tests notebooks; do \
 	  start=$$(date +%s); $(PY) -m pytest $$suite; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $$suite/: failing"; rc=1; fi; \
@@ -36,8 +38,17 @@ test: data
 	  [ $$rc -eq 0 ] || status=$$rc; \
 	done; exit $$status
 
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 benchmark: data
 	$(PY) benchmarks/bench_protocol.py
+
+# On a machine with a CUDA GPU: unit tests, every notebook (quick, device=cuda), same-seed bit identity and the GPU
+# benchmark, within about 8 minutes; writes output/gpu_check/summary.json.
+gpu-check: data
+	$(PY) tools/gpu_check.py
 
 clean:
 	rm -rf output

@@ -32,7 +32,7 @@ from course_utils.methods import krr_closed_form as kcf
 
 def time_gram(images: torch.Tensor, repeats: int) -> float:
     F = images.flatten(1).to(torch.float64)
-    F.T @ F                                                        # warm-up
+    F.T @ F  # warm-up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -45,7 +45,7 @@ def bench_map(name: str, train: data.ImageSet, test: data.ImageSet, seed: int, r
     runs, syn = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        syn = kcf.distill(train, 1, generator=repro.make_generator(seed), model=name)
+        syn = kcf.distill(train, 1, generator=repro.make_generator(seed), feature_map=name)
         runs.append(time.perf_counter() - t0)
     # The same seed gives the same feature map, split and λ: refit (untimed) to compare with the full model.
     full = kcf.fit_full_model(train, name, generator=repro.make_generator(seed))
@@ -55,30 +55,43 @@ def bench_map(name: str, train: data.ImageSet, test: data.ImageSet, seed: int, r
     W_S = ridge.support_model(fmap(syn.images, torch.float64), ridge.one_hot(syn.labels, train.num_classes))
     agree = (ridge.predict(W_S, F_test).argmax(1) == ridge.predict(full.W, F_test).argmax(1)).double().mean()
     return {
-        "distill_s": statistics.median(runs), "distill_s_runs": runs,
-        "breakdown_s": {**{k: v for k, v in syn.meta["seconds"].items() if k != "full_model"},
-                        **{f"full_model.{k}": v for k, v in full.seconds.items()}},
-        "lam": full.lam, "full_accuracy": full.accuracy(test, F_test),
+        "distill_s": statistics.median(runs),
+        "distill_s_runs": runs,
+        "breakdown_s": {
+            **{k: v for k, v in syn.meta["timing"].items() if k != "full_model"},
+            **{f"full_model.{k}": v for k, v in full.seconds.items()},
+        },
+        "lam": full.lam,
+        "full_accuracy": full.accuracy(test, F_test),
         "distilled_accuracy": ridge.accuracy(W_S, F_test, test.labels),
-        "predictions_agree": bool(agree == 1), "agree_fraction": float(agree),
-        "rel_error": syn.meta["rel_error"], "rel_error_float32_images": ridge.relative_error(W_S, full.W),
-        "recovery_residual": syn.meta["recovery_residual"], "out_of_range": syn.meta["out_of_range"],
+        "predictions_agree": bool(agree == 1),
+        "agree_fraction": float(agree),
+        "rel_error": syn.meta["rel_error"],
+        "rel_error_float32_images": ridge.relative_error(W_S, full.W),
+        "recovery_residual": syn.meta["recovery_residual"],
+        "out_of_range": syn.meta["out_of_range"],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--maps", nargs="+", default=["random_network", "identity", "random_fourier"],
-                        choices=feature_maps.FEATURE_MAPS)
+    parser.add_argument(
+        "--maps", nargs="+", default=["random_network", "identity", "random_fourier"], choices=feature_maps.FEATURE_MAPS
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     repro.seed_everything(args.seed)
     train, test = data.load(args.dataset)
-    out = {"dataset": train.name, "n_train": len(train), "p": train.images[0].numel(), "ipc": 1,
-           "torch_threads": torch.get_num_threads()}
+    out = {
+        "dataset": train.name,
+        "n_train": len(train),
+        "p": train.images[0].numel(),
+        "ipc": 1,
+        "torch_threads": torch.get_num_threads(),
+    }
     out["gram_s"] = time_gram(train.images, args.repeats)
     out["maps"] = {}
     for name in args.maps:

@@ -47,7 +47,7 @@ def time_floor(x: torch.Tensor, y: torch.Tensor, test: data.ImageSet, epochs: in
     with torch.inference_mode():
         net.eval()
         for s in range(0, len(test), batch):
-            net(test.images[s:s + batch])
+            net(test.images[s : s + batch])
     return time.perf_counter() - t0
 
 
@@ -68,19 +68,24 @@ def main() -> None:
     t0 = time.perf_counter()
     run = training.evaluate(x, y, test, num_models=1, epochs=args.epochs, seed=0, device="cpu")
     protocol_s = time.perf_counter() - t0
-    print(json.dumps({
-        "unit_s": round(unit, 4),
-        "protocol_s": round(protocol_s, 2),
-        "protocol_units": round(protocol_s / unit, 1),
-        "floor_s": round(floor, 2),
-        "floor_units": round(floor / unit, 1),
-        "ratio_to_floor": round(protocol_s / floor, 3),
-        "target_ratio": 1.1,
-        "reference_dc_units": 134,
-        "epochs": args.epochs,
-        "accuracy": run.mean,
-        "environment": results.environment("cpu"),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "unit_s": round(unit, 4),
+                "protocol_s": round(protocol_s, 2),
+                "protocol_units": round(protocol_s / unit, 1),
+                "floor_s": round(floor, 2),
+                "floor_units": round(floor / unit, 1),
+                "ratio_to_floor": round(protocol_s / floor, 3),
+                "target_ratio": 1.1,
+                "reference_dc_units": 134,
+                "epochs": args.epochs,
+                "accuracy": run.mean,
+                "environment": results.environment("cpu"),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

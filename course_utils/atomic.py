@@ -34,8 +34,9 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: s
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    return _atomic_write(path, lambda fh: json.dump(obj, fh, indent=2, sort_keys=True, default=str, allow_nan=False),
-                         "w")
+    return _atomic_write(
+        path, lambda fh: json.dump(obj, fh, indent=2, sort_keys=True, default=str, allow_nan=False), "w"
+    )
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:

@@ -112,8 +112,10 @@ def parse_strategy(strategy: str) -> tuple[str, ...]:
     ops = tuple(strategy.split("_"))
     for op in ops:
         if op not in OPS:
-            raise ValueError(f"unknown DSA op {op!r} in strategy {strategy!r}; valid ops: {list(OPS)} "
-                             f"(or 'none' for no augmentation)")
+            raise ValueError(
+                f"unknown DSA op {op!r} in strategy {strategy!r}; valid ops: {list(OPS)} "
+                f"(or 'none' for no augmentation)"
+            )
     return ops
 
 
@@ -148,9 +150,13 @@ class DSAParams:
         if self.flip_p > 1:
             raise ValueError(f"DSAParams.flip_p must be in [0, 1], got {self.flip_p!r}")
         if self.scale < 1:
-            raise ValueError(f"DSAParams.scale must be >= 1 (factors are drawn in [1/scale, scale]), got {self.scale!r}")
+            raise ValueError(
+                f"DSAParams.scale must be >= 1 (factors are drawn in [1/scale, scale]), got {self.scale!r}"
+            )
         if self.crop >= 1 or self.cutout > 1:
-            raise ValueError(f"DSAParams.crop must be < 1 and cutout <= 1, got crop={self.crop!r}, cutout={self.cutout!r}")
+            raise ValueError(
+                f"DSAParams.crop must be < 1 and cutout <= 1, got crop={self.crop!r}, cutout={self.cutout!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -185,8 +191,7 @@ class AugSample:
 
     def to(self, device: torch.device | str) -> "AugSample":
         """The same sample with every tensor on ``device``."""
-        return replace(self, **{k: getattr(self, k).to(device) for k in self._TENSORS
-                                if getattr(self, k) is not None})
+        return replace(self, **{k: getattr(self, k).to(device) for k in self._TENSORS if getattr(self, k) is not None})
 
     def __len__(self) -> int:
         return self.n
@@ -195,6 +200,7 @@ class AugSample:
 # ----------------------------------------------------------------------------------------------
 # Warping: gather-based bilinear sampling (deterministic forward and backward on CPU and CUDA)
 # ----------------------------------------------------------------------------------------------
+
 
 def _coord_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -216,14 +222,22 @@ def affine_warp(x: Tensor, theta: Tensor) -> Tensor:
     cdt = _coord_dtype(x)
     theta = theta.detach().to(device=x.device, dtype=cdt)
     # Normalised output coordinates, exactly as affine_grid(align_corners=True) builds them.
-    xs = torch.linspace(-1.0, 1.0, W, device=x.device, dtype=cdt) if W > 1 else torch.zeros(1, device=x.device, dtype=cdt)
-    ys = torch.linspace(-1.0, 1.0, H, device=x.device, dtype=cdt) if H > 1 else torch.zeros(1, device=x.device, dtype=cdt)
+    xs = (
+        torch.linspace(-1.0, 1.0, W, device=x.device, dtype=cdt)
+        if W > 1
+        else torch.zeros(1, device=x.device, dtype=cdt)
+    )
+    ys = (
+        torch.linspace(-1.0, 1.0, H, device=x.device, dtype=cdt)
+        if H > 1
+        else torch.zeros(1, device=x.device, dtype=cdt)
+    )
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     gx = gx.reshape(1, H * W)
     gy = gy.reshape(1, H * W)
-    t = theta.unsqueeze(-1)                                               # (B, 2, 3, 1)
+    t = theta.unsqueeze(-1)  # (B, 2, 3, 1)
     # Source coordinates, elementwise (not matmul: TF32 matmul settings must not change the warp).
-    sx = t[:, 0, 0] * gx + t[:, 0, 1] * gy + t[:, 0, 2]                   # (B, HW)
+    sx = t[:, 0, 0] * gx + t[:, 0, 1] * gy + t[:, 0, 2]  # (B, HW)
     sy = t[:, 1, 0] * gx + t[:, 1, 1] * gy + t[:, 1, 2]
     # Unnormalise (align_corners=True): -1 -> 0, +1 -> size - 1.
     ix = (sx + 1) / 2 * (W - 1)
@@ -240,8 +254,8 @@ def _gather_pixels(x: Tensor, idx: Tensor) -> Tensor:
     """
     N, C, H, W = x.shape
     K = idx.shape[-1]
-    offsets = torch.arange(N * C, device=x.device).view(N, C, 1) * (H * W)           # (N, C, 1)
-    flat_idx = (offsets + idx.view(-1, 1, K)).reshape(-1)                            # (N*C*K,)
+    offsets = torch.arange(N * C, device=x.device).view(N, C, 1) * (H * W)  # (N, C, 1)
+    flat_idx = (offsets + idx.view(-1, 1, K)).reshape(-1)  # (N*C*K,)
     return x.reshape(-1).gather(0, flat_idx).view(N, C, K)
 
 
@@ -263,19 +277,19 @@ def _bilinear_gather(x: Tensor, ix: Tensor, iy: Tensor) -> Tensor:
         xi = x0 + dx
         yi = y0 + dy
         valid = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
-        idxs.append(yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1))         # (B, P)
-        ws.append(w * valid)                                              # zero padding outside
-    vals = _gather_pixels(x, torch.cat(idxs, 1)).view(N, C, 4, P)         # one gather, 4 neighbours
-    w = torch.stack(ws, 1).to(x.dtype).unsqueeze(1)                        # (B, 1, 4, P)
+        idxs.append(yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1))  # (B, P)
+        ws.append(w * valid)  # zero padding outside
+    vals = _gather_pixels(x, torch.cat(idxs, 1)).view(N, C, 4, P)  # one gather, 4 neighbours
+    w = torch.stack(ws, 1).to(x.dtype).unsqueeze(1)  # (B, 1, 4, P)
     return (vals * w).sum(2).view(N, C, H, W)
 
 
 def _translate(x: Tensor, tx: Tensor, ty: Tensor) -> Tensor:
     """``out[n, :, i, j] = x[n, :, i + tx[n], j + ty[n]]`` (zero outside); tx, ty integer (B,), B in {1, N}."""
     N, C, H, W = x.shape
-    rows = torch.arange(H, device=x.device).view(1, H, 1) + tx.view(-1, 1, 1)   # (B, H, 1)
-    cols = torch.arange(W, device=x.device).view(1, 1, W) + ty.view(-1, 1, 1)   # (B, 1, W)
-    valid = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)                 # (B, H, W)
+    rows = torch.arange(H, device=x.device).view(1, H, 1) + tx.view(-1, 1, 1)  # (B, H, 1)
+    cols = torch.arange(W, device=x.device).view(1, 1, W) + ty.view(-1, 1, 1)  # (B, 1, W)
+    valid = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)  # (B, H, W)
     idx = (rows.clamp(0, H - 1) * W + cols.clamp(0, W - 1)).reshape(-1, H * W)
     vals = _gather_pixels(x, idx)
     return vals.view(N, C, H, W) * valid.unsqueeze(1).to(x.dtype)
@@ -289,6 +303,7 @@ def _uniform_int(u: Tensor, k: int) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 # DSA
 # ----------------------------------------------------------------------------------------------
+
 
 class DSA:
     """Differentiable siamese augmentation for a strategy such as ``"color_crop_cutout_flip_scale_rotate"``.
@@ -371,8 +386,10 @@ class DSA:
         if not isinstance(x, Tensor) or x.dim() != 4:
             raise ValueError(f"DSA expects images of shape (N, C, H, W), got {getattr(x, 'shape', type(x))}")
         if sample.n not in (1, x.shape[0]):
-            raise ValueError(f"AugSample of size {sample.n} cannot be applied to a batch of {x.shape[0]} images "
-                             f"(use a sample of size 1 to share one transform, or of size {x.shape[0]})")
+            raise ValueError(
+                f"AugSample of size {sample.n} cannot be applied to a batch of {x.shape[0]} images "
+                f"(use a sample of size 1 to share one transform, or of size {x.shape[0]})"
+            )
         s = sample.to(x.device)
         for op in s.ops:
             x = getattr(self, f"_op_{op}")(x, s)
@@ -403,8 +420,8 @@ class DSA:
         # with m_c(y1) = m_c(x) + b and m_a(y2) = m_a(x) + b this is
         #   y3 = c*s*x + c*(1-s)*m_c(x) + (1-c)*m_a(x) + b.
         b, sat, con = self._col(s.brightness, x), self._col(s.saturation, x), self._col(s.contrast, x)
-        m_c = x.mean(dim=1, keepdim=True)                     # per-pixel channel mean (N, 1, H, W)
-        m_a = m_c.mean(dim=(2, 3), keepdim=True)              # per-image mean (N, 1, 1, 1)
+        m_c = x.mean(dim=1, keepdim=True)  # per-pixel channel mean (N, 1, H, W)
+        m_a = m_c.mean(dim=(2, 3), keepdim=True)  # per-image mean (N, 1, 1, 1)
         return x * (con * sat) + (m_c * (con * (1 - sat)) + (m_a * (1 - con) + b))
 
     def _op_flip(self, x: Tensor, s: AugSample) -> Tensor:
@@ -422,25 +439,23 @@ class DSA:
         kh, kw = int(H * self.params.cutout + 0.5), int(W * self.params.cutout + 0.5)
         if kh == 0 or kw == 0:
             return x
-        r0 = (_uniform_int(s.cutout_u[:, 0], H + 1 - kh % 2) - kh // 2).view(-1, 1, 1)   # first hole row
+        r0 = (_uniform_int(s.cutout_u[:, 0], H + 1 - kh % 2) - kh // 2).view(-1, 1, 1)  # first hole row
         c0 = (_uniform_int(s.cutout_u[:, 1], W + 1 - kw % 2) - kw // 2).view(-1, 1, 1)
         rows = torch.arange(H, device=x.device).view(1, H, 1)
         cols = torch.arange(W, device=x.device).view(1, 1, W)
-        hole = (rows >= r0) & (rows < r0 + kh) & (cols >= c0) & (cols < c0 + kw)          # (B, H, W)
+        hole = (rows >= r0) & (rows < r0 + kh) & (cols >= c0) & (cols < c0 + kw)  # (B, H, W)
         return x * (~hole).unsqueeze(1).to(x.dtype)
 
     def _op_scale(self, x: Tensor, s: AugSample) -> Tensor:
         sc = s.scale.to(_coord_dtype(x))
         zero = torch.zeros_like(sc[:, 0])
-        theta = torch.stack([torch.stack([sc[:, 0], zero, zero], 1),
-                             torch.stack([zero, sc[:, 1], zero], 1)], 1)
+        theta = torch.stack([torch.stack([sc[:, 0], zero, zero], 1), torch.stack([zero, sc[:, 1], zero], 1)], 1)
         return affine_warp(x, theta)
 
     def _op_rotate(self, x: Tensor, s: AugSample) -> Tensor:
         a = s.angle.to(_coord_dtype(x))
         c, si, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
-        theta = torch.stack([torch.stack([c, -si, zero], 1),
-                             torch.stack([si, c, zero], 1)], 1)
+        theta = torch.stack([torch.stack([c, -si, zero], 1), torch.stack([si, c, zero], 1)], 1)
         return affine_warp(x, theta)
 
     def siamese_per_class(self, real: Tensor, syn: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -522,8 +537,15 @@ class DCAugment:
     the result of its op.
     """
 
-    def __init__(self, strategy: str = "crop_scale_rotate", *, crop: int = 4, scale: float = 0.2, rotate: int = 45,
-                 noise: float = 0.001):
+    def __init__(
+        self,
+        strategy: str = "crop_scale_rotate",
+        *,
+        crop: int = 4,
+        scale: float = 0.2,
+        rotate: int = 45,
+        noise: float = 0.001,
+    ):
         ops = tuple(strategy.split("_")) if strategy not in ("", "none") else ()
         bad = [op for op in ops if op not in DC_OPS]
         if bad:
@@ -538,8 +560,10 @@ class DCAugment:
         self.strategy = "_".join(ops) if ops else "none"
 
     def __repr__(self) -> str:
-        return (f"DCAugment({self.strategy!r}, crop={self.crop}, scale={self.scale}, rotate={self.rotate}, "
-                f"noise={self.noise})")
+        return (
+            f"DCAugment({self.strategy!r}, crop={self.crop}, scale={self.scale}, rotate={self.rotate}, "
+            f"noise={self.noise})"
+        )
 
     @property
     def is_identity(self) -> bool:
@@ -566,19 +590,19 @@ class DCAugment:
 
     def _crop(self, x: Tensor, u: Tensor) -> Tensor:
         m = x.mean(dim=(0, 2, 3), keepdim=True)
-        shift = _uniform_int(u, 2 * self.crop) - self.crop                       # {-crop, ..., crop - 1}
+        shift = _uniform_int(u, 2 * self.crop) - self.crop  # {-crop, ..., crop - 1}
         return _translate(x - m, shift[:, 0], shift[:, 1]) + m
 
     def _scale(self, x: Tensor, u: Tensor) -> Tensor:
         N, C, H, W = x.shape
-        size = torch.floor(((1 - self.scale) + 2 * self.scale * u.double()) * H).long().clamp_(min=1)   # (N, 2): h, w
+        size = torch.floor(((1 - self.scale) + 2 * self.scale * u.double()) * H).long().clamp_(min=1)  # (N, 2): h, w
         h, w = size[:, 0].view(-1, 1), size[:, 1].view(-1, 1)
         canvas = torch.maximum(torch.maximum(h, w), torch.tensor(max(H, W), device=x.device))
         # output pixel i sits at canvas row i + (canvas - H)//2; the resized image starts at (canvas - h)//2
-        rows = torch.arange(H, device=x.device).view(1, -1) + (canvas - H) // 2 - (canvas - h) // 2    # (N, H)
+        rows = torch.arange(H, device=x.device).view(1, -1) + (canvas - H) // 2 - (canvas - h) // 2  # (N, H)
         cols = torch.arange(W, device=x.device).view(1, -1) + (canvas - W) // 2 - (canvas - w) // 2
-        inside = ((rows >= 0) & (rows < h)).unsqueeze(2) & ((cols >= 0) & (cols < w)).unsqueeze(1)    # (N, H, W)
-        src_r = (rows.clamp(min=0) * H // h).clamp(max=H - 1)                   # nearest: floor(i · H / h)
+        inside = ((rows >= 0) & (rows < h)).unsqueeze(2) & ((cols >= 0) & (cols < w)).unsqueeze(1)  # (N, H, W)
+        src_r = (rows.clamp(min=0) * H // h).clamp(max=H - 1)  # nearest: floor(i · H / h)
         src_c = (cols.clamp(min=0) * W // w).clamp(max=W - 1)
         idx = (src_r.unsqueeze(2) * W + src_c.unsqueeze(1)).reshape(N, H * W)
         return _gather_pixels(x, idx).view(N, C, H, W) * inside.unsqueeze(1).to(x.dtype)

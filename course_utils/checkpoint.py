@@ -68,21 +68,25 @@ def differences(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def load(path: str | os.PathLike | None, identity: Mapping[str, Any],
-         map_location: str | torch.device = "cpu") -> dict | None:
+def load(
+    path: str | os.PathLike | None, identity: Mapping[str, Any], map_location: str | torch.device = "cpu"
+) -> dict | None:
     """The state saved at ``path`` by a run with the same ``identity``, or ``None`` if there is none yet."""
     if path is None or not Path(path).exists():
         return None
     path = Path(path)
     data = path.read_bytes()
     if not data.startswith(MAGIC):
-        raise CheckpointError(f"{path} is not a course_utils checkpoint (it does not start with {MAGIC!r}); "
-                              f"{_advice(path)}")
+        raise CheckpointError(
+            f"{path} is not a course_utils checkpoint (it does not start with {MAGIC!r}); {_advice(path)}"
+        )
     head = len(MAGIC) + 65
-    digest, payload = data[len(MAGIC):head - 1].decode(errors="replace"), data[head:]
+    digest, payload = data[len(MAGIC) : head - 1].decode(errors="replace"), data[head:]
     if hashlib.sha256(payload).hexdigest() != digest:
-        raise CheckpointError(f"checkpoint {path} is damaged (truncated or corrupted: its checksum does not match its "
-                              f"contents); {_advice(path)}")
+        raise CheckpointError(
+            f"checkpoint {path} is damaged (truncated or corrupted: its checksum does not match its "
+            f"contents); {_advice(path)}"
+        )
     blob = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
     saved = blob["identity"]
     differ = differences(saved, identity)

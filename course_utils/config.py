@@ -24,41 +24,58 @@ PROFILE_NAMES = ("quick", "standard", "full")
 
 #: Settings shared by every notebook. quick = a 2-core laptop CPU (and CI), each notebook <= ~4 min;
 #: standard = one GPU, minutes per notebook, close to the papers; full = the papers' settings.
-PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "quick": MappingProxyType(dict(
-        device="auto",
-        model="convnet", model_width=32,        # width-128 ConvNet costs ~1 s per 256-image step on 2 cores
-        eval_protocol="plain", eval_epochs=50,  # cheap, and not a paper's protocol: tables say so
-        eval_models=2, random_draws=2,
-        test_per_class=200,                     # evaluate on a class-balanced 2 000-image test subset
-        full_epochs=1,                          # full-data baseline: one epoch
-        ipcs=(1, 10, 50),
-        coreset_pool_per_class=500,             # herding / forgetting choose from 500 images per class
-        forgetting_epochs=3,
-    )),
-    "standard": MappingProxyType(dict(
-        device="auto",
-        model="convnet", model_width=128,
-        eval_protocol="paper", eval_epochs=None,  # every row as the paper it is compared with (protocol.py)
-        eval_models=5, random_draws=5,
-        test_per_class=None,                    # None = the whole test set
-        full_epochs=10,
-        ipcs=(1, 10, 50),
-        coreset_pool_per_class=None,            # None = the whole training set
-        forgetting_epochs=10,
-    )),
-    "full": MappingProxyType(dict(
-        device="auto",
-        model="convnet", model_width=128,
-        eval_protocol="paper", eval_epochs=None,
-        eval_models=20, random_draws=5,
-        test_per_class=None,
-        full_epochs=50,
-        ipcs=(1, 10, 50),
-        coreset_pool_per_class=None,
-        forgetting_epochs=20,
-    )),
-})
+PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "quick": MappingProxyType(
+            dict(
+                device="auto",
+                model="convnet",
+                model_width=32,  # width-128 ConvNet costs ~1 s per 256-image step on 2 cores
+                eval_protocol="plain",
+                eval_epochs=50,  # cheap, and not a paper's protocol: tables say so
+                eval_models=2,
+                random_draws=2,
+                test_per_class=200,  # evaluate on a class-balanced 2 000-image test subset
+                full_epochs=1,  # full-data baseline: one epoch
+                ipcs=(1, 10, 50),
+                coreset_pool_per_class=500,  # herding / forgetting choose from 500 images per class
+                forgetting_epochs=3,
+            )
+        ),
+        "standard": MappingProxyType(
+            dict(
+                device="auto",
+                model="convnet",
+                model_width=128,
+                eval_protocol="paper",
+                eval_epochs=None,  # every row as the paper it is compared with (protocol.py)
+                eval_models=5,
+                random_draws=5,
+                test_per_class=None,  # None = the whole test set
+                full_epochs=10,
+                ipcs=(1, 10, 50),
+                coreset_pool_per_class=None,  # None = the whole training set
+                forgetting_epochs=10,
+            )
+        ),
+        "full": MappingProxyType(
+            dict(
+                device="auto",
+                model="convnet",
+                model_width=128,
+                eval_protocol="paper",
+                eval_epochs=None,
+                eval_models=20,
+                random_draws=5,
+                test_per_class=None,
+                full_epochs=50,
+                ipcs=(1, 10, 50),
+                coreset_pool_per_class=None,
+                forgetting_epochs=20,
+            )
+        ),
+    }
+)
 
 
 #: Settings only one notebook uses, per profile, merged over ``PROFILES`` by ``resolve(profile, notebook=...)``.
@@ -67,29 +84,85 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "00_introduction_and_baselines": {"quick": {}, "standard": {}, "full": {}},
     "01_ridge_regression_closed_form": {
         # The closed forms always run at full size (all training images); only KIP is shortened.
-        "quick": {"feature_map": "random_network", "kip_steps": 200, "kip_batch_size": 1000, "kip_lr": 0.01,
-                  "figure_datasets": ("mnist", "fashion_mnist")},
-        "standard": {"feature_map": "random_network", "kip_steps": 3000, "kip_batch_size": 5000, "kip_lr": 0.01,
-                     "figure_datasets": ("mnist", "fashion_mnist")},
-        "full": {"feature_map": "random_network", "kip_steps": 30000, "kip_batch_size": 5000, "kip_lr": 0.01,
-                 "figure_datasets": ("mnist", "fashion_mnist")},          # KIP as in the paper; CIFAR by parameter
+        "quick": {
+            "feature_map": "random_network",
+            "kip_steps": 200,
+            "kip_batch_size": 1000,
+            "kip_lr": 0.01,
+            "figure_datasets": ("mnist", "fashion_mnist"),
+        },
+        "standard": {
+            "feature_map": "random_network",
+            "kip_steps": 3000,
+            "kip_batch_size": 5000,
+            "kip_lr": 0.01,
+            "figure_datasets": ("mnist", "fashion_mnist"),
+        },
+        "full": {
+            "feature_map": "random_network",
+            "kip_steps": 30000,
+            "kip_batch_size": 5000,
+            "kip_lr": 0.01,
+            "figure_datasets": ("mnist", "fashion_mnist"),
+        },  # KIP as in the paper; CIFAR by parameter
     },
     "02_bilevel_distillation": {
-        # quick: several hundred outer steps with large Adam rates, LeNet, a reduced random-init run (2 images/class, T=6)
-        "quick": dict(model="lenet", dd_fixed_steps=1200, dd_random_steps=600, dd_random_ipc=2,
-                      dd_random_distill_steps=2, dd_distill_epochs=3, dd_batch_size=256, dd_image_lr=0.1,
-                      dd_step_lr=0.02, dd_lr_init=0.1, dd_decay_every=400, dd_eval_models=20, dd_checkpoint=False,
-                      cost_unroll_lengths=(1, 2, 4, 8, 16, 32), cost_batch_size=256),
+        # quick: several hundred outer steps with large Adam rates, LeNet, a reduced random-init run
+        # (2 images/class, T=6)
+        "quick": dict(
+            model="lenet",
+            dd_fixed_steps=1200,
+            dd_random_steps=600,
+            dd_random_ipc=2,
+            dd_random_distill_steps=2,
+            dd_distill_epochs=3,
+            dd_batch_size=256,
+            dd_image_lr=0.1,
+            dd_step_lr=0.02,
+            dd_lr_init=0.1,
+            dd_decay_every=400,
+            dd_eval_models=20,
+            dd_checkpoint=False,
+            cost_unroll_lengths=(1, 2, 4, 8, 16, 32),
+            cost_batch_size=256,
+        ),
         # standard (one GPU, not yet run): the paper's random-init setting (100 images, T=30, batch 1024), fewer steps
-        "standard": dict(model="lenet", dd_fixed_steps=5000, dd_random_steps=5000, dd_random_ipc=10,
-                         dd_random_distill_steps=10, dd_distill_epochs=3, dd_batch_size=1024, dd_image_lr=0.05,
-                         dd_step_lr=0.02, dd_lr_init=0.1, dd_decay_every=1500, dd_eval_models=200, dd_checkpoint=True,
-                         cost_unroll_lengths=(1, 2, 4, 8, 16, 32, 64, 128), cost_batch_size=1024),
-        # full: the reference defaults: 400 epochs of 59 real batches of 1024, Adam 0.01, η0 0.02, halved every 40 epochs
-        "full": dict(model="lenet", dd_fixed_steps=23600, dd_random_steps=23600, dd_random_ipc=10,
-                     dd_random_distill_steps=10, dd_distill_epochs=3, dd_batch_size=1024, dd_image_lr=0.01,
-                     dd_step_lr=0.01, dd_lr_init=0.02, dd_decay_every=2360, dd_eval_models=200, dd_checkpoint=True,
-                     cost_unroll_lengths=(1, 2, 4, 8, 16, 32, 64, 128), cost_batch_size=1024),
+        "standard": dict(
+            model="lenet",
+            dd_fixed_steps=5000,
+            dd_random_steps=5000,
+            dd_random_ipc=10,
+            dd_random_distill_steps=10,
+            dd_distill_epochs=3,
+            dd_batch_size=1024,
+            dd_image_lr=0.05,
+            dd_step_lr=0.02,
+            dd_lr_init=0.1,
+            dd_decay_every=1500,
+            dd_eval_models=200,
+            dd_checkpoint=True,
+            cost_unroll_lengths=(1, 2, 4, 8, 16, 32, 64, 128),
+            cost_batch_size=1024,
+        ),
+        # full: the reference defaults: 400 epochs of 59 real batches of 1024, Adam 0.01, η0 0.02,
+        # halved every 40 epochs
+        "full": dict(
+            model="lenet",
+            dd_fixed_steps=23600,
+            dd_random_steps=23600,
+            dd_random_ipc=10,
+            dd_random_distill_steps=10,
+            dd_distill_epochs=3,
+            dd_batch_size=1024,
+            dd_image_lr=0.01,
+            dd_step_lr=0.01,
+            dd_lr_init=0.02,
+            dd_decay_every=2360,
+            dd_eval_models=200,
+            dd_checkpoint=True,
+            cost_unroll_lengths=(1, 2, 4, 8, 16, 32, 64, 128),
+            cost_batch_size=1024,
+        ),
     },
     "03_gradient_matching": {
         # quick: 2 CPU cores. lr_img 1.0 (10x the papers') compresses the papers' 1000 outer iterations into 30;
@@ -97,30 +170,63 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # 10-epoch inner loop (the schedule: 50); small cross-architecture and NAS budgets (the NAS reference
         # ranking trains each candidate on 100 real images per class for 20 epochs instead of the full data).
         "quick": dict(
-            ipcs=(1, 10), ipc1_iterations=30, large_ipc_iterations=2, large_ipc_inner_loop=10, batch_real=64,
-            lr_img=1.0, large_ipc_methods=("dc",),
-            cross_ipc=1, cross_distil_archs=("convnet", "mlp"),
+            ipcs=(1, 10),
+            ipc1_iterations=30,
+            large_ipc_iterations=2,
+            large_ipc_inner_loop=10,
+            batch_real=64,
+            lr_img=1.0,
+            large_ipc_methods=("dc",),
+            cross_ipc=1,
+            cross_distil_archs=("convnet", "mlp"),
             cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
-            cross_eval_models=1, cross_test_per_class=50,
-            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(16,), nas_full_per_class=100, nas_full_epochs=20,
+            cross_eval_models=1,
+            cross_test_per_class=50,
+            nas_ipc=10,
+            nas_depths=(1, 2, 3, 4),
+            nas_widths=(16,),
+            nas_full_per_class=100,
+            nas_full_epochs=20,
         ),
         # standard: one GPU, the papers' hyperparameters, 1000 iterations at IPC 1 and 100 at IPC 10/50.
         "standard": dict(
-            ipcs=(1, 10, 50), ipc1_iterations=1000, large_ipc_iterations=100, large_ipc_inner_loop=None,
-            batch_real=256, lr_img=0.1, large_ipc_methods=("dc", "dsa"),
-            cross_ipc=10, cross_distil_archs=("convnet", "mlp", "lenet", "alexnet"),
-            cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"), cross_eval_models=5,
+            ipcs=(1, 10, 50),
+            ipc1_iterations=1000,
+            large_ipc_iterations=100,
+            large_ipc_inner_loop=None,
+            batch_real=256,
+            lr_img=0.1,
+            large_ipc_methods=("dc", "dsa"),
+            cross_ipc=10,
+            cross_distil_archs=("convnet", "mlp", "lenet", "alexnet"),
+            cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
+            cross_eval_models=5,
             cross_test_per_class=None,
-            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(32, 64, 256), nas_full_per_class=None, nas_full_epochs=10,
+            nas_ipc=10,
+            nas_depths=(1, 2, 3, 4),
+            nas_widths=(32, 64, 256),
+            nas_full_per_class=None,
+            nas_full_epochs=10,
         ),
         # full: the papers' settings (1000 iterations everywhere, every architecture distils).
         "full": dict(
-            ipcs=(1, 10, 50), ipc1_iterations=1000, large_ipc_iterations=1000, large_ipc_inner_loop=None,
-            batch_real=256, lr_img=0.1, large_ipc_methods=("dc", "dsa"),
-            cross_ipc=10, cross_distil_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
-            cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"), cross_eval_models=10,
+            ipcs=(1, 10, 50),
+            ipc1_iterations=1000,
+            large_ipc_iterations=1000,
+            large_ipc_inner_loop=None,
+            batch_real=256,
+            lr_img=0.1,
+            large_ipc_methods=("dc", "dsa"),
+            cross_ipc=10,
+            cross_distil_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
+            cross_train_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
+            cross_eval_models=10,
             cross_test_per_class=None,
-            nas_ipc=10, nas_depths=(1, 2, 3, 4), nas_widths=(32, 64, 256), nas_full_per_class=None, nas_full_epochs=20,
+            nas_ipc=10,
+            nas_depths=(1, 2, 3, 4),
+            nas_widths=(32, 64, 256),
+            nas_full_per_class=None,
+            nas_full_epochs=20,
         ),
     },
 }
@@ -150,7 +256,7 @@ def _check_one(key: str, value: Any) -> None:
     elif key == "dataset":
         data.dataset_info(value)  # raises with the list of valid datasets
     elif key in ("model", "models"):
-        for name in ([value] if isinstance(value, str) else value):
+        for name in [value] if isinstance(value, str) else value:
             if str(name).lower() not in models.MODEL_NAMES:
                 raise ValueError(f"{key}: unknown model {name!r}; valid: {', '.join(models.MODEL_NAMES)}")
     elif key == "eval_protocol":
@@ -226,6 +332,7 @@ def check_notebook_parameters(namespace: Mapping[str, Any]) -> list[str]:
             if unknown:
                 raise ValueError(
                     f"unknown parameter(s) {', '.join(map(repr, unknown))}: this notebook declares "
-                    f"{', '.join(declared)}")
+                    f"{', '.join(declared)}"
+                )
             return declared
     return []

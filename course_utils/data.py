@@ -268,9 +268,7 @@ class ImageSet:
         """All images of class ``c``."""
         return self.images[self._class_indices(c)]
 
-    def sample_class(
-        self, c: int, n: int, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def sample_class(self, c: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` random images of class ``c``, drawn without replacement."""
         idx = self._class_indices(c)
         self._check_sample_size(n, {c: idx.numel()})
@@ -308,9 +306,7 @@ class ImageSet:
         indices = torch.as_tensor(indices, dtype=torch.long, device=self.device)
         return ImageSet(self.images[indices], self.labels[indices], self.info)
 
-    def balanced_subset(
-        self, n_per_class: int, generator: torch.Generator | None = None
-    ) -> ImageSet:
+    def balanced_subset(self, n_per_class: int, generator: torch.Generator | None = None) -> ImageSet:
         """``subset(sample_balanced(n_per_class, generator))``."""
         return self.subset(self.sample_balanced(n_per_class, generator))
 
@@ -399,9 +395,7 @@ def load_dataset(
     return _CACHE[key]
 
 
-def load(
-    name: str, root: str | os.PathLike | None = None, download: bool = True
-) -> tuple[ImageSet, ImageSet]:
+def load(name: str, root: str | os.PathLike | None = None, download: bool = True) -> tuple[ImageSet, ImageSet]:
     """``(train, test)`` ImageSets of ``name``; see :func:`load_dataset`."""
     return (
         load_dataset(name, train=True, root=root, download=download),
@@ -609,7 +603,9 @@ def copy_shared_data(src: str | os.PathLike, root: str | os.PathLike | None = No
         rel = path.relative_to(src)
         md5 = expected.get((rel.parts[0], path.name))
         if md5 is not None and _md5(path) != md5:
-            raise ValueError(f"{path}: md5 mismatch (expected {md5}, got {_md5(path)}): the source is corrupt; not copied")
+            raise ValueError(
+                f"{path}: md5 mismatch (expected {md5}, got {_md5(path)}): the source is corrupt; not copied"
+            )
         target = dest_root / rel
         if target.is_file() and md5 is not None and _md5(target) == md5:
             continue

@@ -53,12 +53,18 @@ def eval_kwargs(cfg: Mapping[str, Any], method: str | None = None, dataset: str 
     ``method`` picks the paper's protocol when the profile says "paper"; ``dataset`` defaults to ``cfg["dataset"]``.
     """
     dataset = dataset or cfg["dataset"]
-    return {"protocol": eval_protocol(cfg, method, dataset), "model": cfg["model"], "model_kwargs": _model_kwargs(cfg),
-            "num_models": cfg["eval_models"], "seed": cfg["seed"], "device": cfg["device"]}
+    return {
+        "protocol": eval_protocol(cfg, method, dataset),
+        "model": cfg["model"],
+        "model_kwargs": _model_kwargs(cfg),
+        "num_models": cfg["eval_models"],
+        "seed": cfg["seed"],
+        "device": cfg["device"],
+    }
 
 
 def distill_model(cfg: Mapping[str, Any], name: str | None = None) -> networks.FreshInit:
-    """The network sampler a profile distils with: a fresh ``name`` (default ``cfg["model"]``) at the profile's width."""
+    """The sampler a profile distils with: a fresh ``name`` (default ``cfg["model"]``) at the profile's width."""
     name = name or cfg["model"]
     return networks.FreshInit(name, **({"width": cfg["model_width"]} if name.startswith("convnet") else {}))
 
@@ -68,15 +74,31 @@ def _merge(results_: list[training.EvalResult]) -> training.EvalResult:
         return results_[0]
     first = results_[0]
     settings = {**first.settings, "draws": len(results_), "draw_means": [r.mean for r in results_]}
-    return training.EvalResult([a for r in results_ for a in r.accuracies],
-                               [t for r in results_ for t in r.train_seconds],
-                               [t for r in results_ for t in r.test_seconds],
-                               first.model, first.epochs, first.num_images, settings)
+    return training.EvalResult(
+        [a for r in results_ for a in r.accuracies],
+        [t for r in results_ for t in r.train_seconds],
+        [t for r in results_ for t in r.test_seconds],
+        first.model,
+        first.epochs,
+        first.num_images,
+        settings,
+    )
 
 
-def run_method(method: str, train_set: ImageSet, test_set: ImageSet, ipc: int, *, cfg: Mapping[str, Any],
-               experiment: str, generator: torch.Generator | None = None, variant: str = "", draws: int | None = None,
-               save: bool = True, **method_kwargs) -> MethodRun:
+def run_method(
+    method: str,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    ipc: int,
+    *,
+    cfg: Mapping[str, Any],
+    experiment: str,
+    generator: torch.Generator | None = None,
+    variant: str = "",
+    draws: int | None = None,
+    save: bool = True,
+    **method_kwargs,
+) -> MethodRun:
     """Distil (or select) ``ipc`` images per class with ``method``, evaluate them, record the run.
 
     ``variant`` names a setting of the same method (e.g. "noise-init") in the record and in the run's seed.
@@ -89,8 +111,11 @@ def run_method(method: str, train_set: ImageSet, test_set: ImageSet, ipc: int, *
     kwargs = eval_kwargs(cfg, method, train_set.name)
     sets, evals, distill_seconds = [], [], 0.0
     for d in range(draws):
-        gen = generator if generator is not None else repro.run_generator(cfg["seed"], method, train_set.name, ipc,
-                                                                          variant, f"draw{d}")
+        gen = (
+            generator
+            if generator is not None
+            else repro.run_generator(cfg["seed"], method, train_set.name, ipc, variant, f"draw{d}")
+        )
         t0 = time.perf_counter()
         syn = methods.distill(method, train_set, ipc, generator=gen, **method_kwargs)
         distill_seconds += time.perf_counter() - t0
@@ -100,41 +125,92 @@ def run_method(method: str, train_set: ImageSet, test_set: ImageSet, ipc: int, *
     path = None
     if save:
         syn = sets[0]
-        params = {"ipc": ipc, "profile": cfg.get("profile"), "variant": variant, "draws": draws,
-                  "hparams": syn.meta.get("hparams", {}), "model": syn.meta.get("model"),
-                  "feature_map": syn.meta.get("feature_map"),
-                  "eval": {"model": kwargs["model"], "model_kwargs": kwargs["model_kwargs"],
-                           "num_models": kwargs["num_models"]},
-                  "test_images": len(test_set)}
+        params = {
+            "ipc": ipc,
+            "profile": cfg.get("profile"),
+            "variant": variant,
+            "draws": draws,
+            "hparams": syn.meta.get("hparams", {}),
+            "model": syn.meta.get("model"),
+            "feature_map": syn.meta.get("feature_map"),
+            "eval": {
+                "model": kwargs["model"],
+                "model_kwargs": kwargs["model_kwargs"],
+                "num_models": kwargs["num_models"],
+            },
+            "test_images": len(test_set),
+        }
         extra = {"draw_means": [r.mean for r in evals]} if draws > 1 else {}
-        path = save_result(experiment, method=method, dataset=train_set.name, cfg=cfg, params=params,
-                           result=result, metrics_extra=extra,
-                           timings={"distill": distill_seconds, "evaluate_train": sum(result.train_seconds),
-                                    "evaluate_test": sum(result.test_seconds)})
+        path = save_result(
+            experiment,
+            method=method,
+            dataset=train_set.name,
+            cfg=cfg,
+            params=params,
+            result=result,
+            metrics_extra=extra,
+            timings={
+                "distill": distill_seconds,
+                "evaluate_train": sum(result.train_seconds),
+                "evaluate_test": sum(result.test_seconds),
+            },
+        )
     return MethodRun(method, ipc, sets[0], result, distill_seconds, path, evals)
 
 
-def run_full_data(train_set: ImageSet, test_set: ImageSet, *, cfg: Mapping[str, Any], experiment: str,
-                  save: bool = True) -> tuple[torch.nn.Module, training.EvalResult, Path | None]:
+def run_full_data(
+    train_set: ImageSet, test_set: ImageSet, *, cfg: Mapping[str, Any], experiment: str, save: bool = True
+) -> tuple[torch.nn.Module, training.EvalResult, Path | None]:
     """Train the full-data baseline for ``cfg['full_epochs']`` epochs (no augmentation) and record it
     (method ``full_data``). Returns the trained network, its result and the record's path."""
-    net, result = training.train_full(train_set, test_set, epochs=cfg["full_epochs"], model=cfg["model"],
-                                      model_kwargs=_model_kwargs(cfg), seed=cfg["seed"], device=cfg["device"])
+    net, result = training.train_full(
+        train_set,
+        test_set,
+        epochs=cfg["full_epochs"],
+        model=cfg["model"],
+        model_kwargs=_model_kwargs(cfg),
+        seed=cfg["seed"],
+        device=cfg["device"],
+    )
     path = None
     if save:
-        params = {"profile": cfg.get("profile"), "model": cfg["model"], "model_kwargs": _model_kwargs(cfg),
-                  "epochs": cfg["full_epochs"], "train_images": len(train_set), "test_images": len(test_set)}
-        path = save_result(experiment, method="full_data", dataset=train_set.name, cfg=cfg, params=params,
-                           result=result, timings={"train": result.train_seconds[0], "test": result.test_seconds[0]})
+        params = {
+            "profile": cfg.get("profile"),
+            "model": cfg["model"],
+            "model_kwargs": _model_kwargs(cfg),
+            "epochs": cfg["full_epochs"],
+            "train_images": len(train_set),
+            "test_images": len(test_set),
+        }
+        path = save_result(
+            experiment,
+            method="full_data",
+            dataset=train_set.name,
+            cfg=cfg,
+            params=params,
+            result=result,
+            timings={"train": result.train_seconds[0], "test": result.test_seconds[0]},
+        )
     return net, result, path
 
 
-def save_result(experiment: str, *, method: str, dataset: str, cfg: Mapping[str, Any], params: Mapping[str, Any],
-                result: training.EvalResult | None = None, accuracies: list[float] | None = None,
-                protocol_info: Mapping[str, Any] | str | None = None, metrics_extra: Mapping[str, Any] | None = None,
-                timings: Mapping[str, float] | None = None) -> Path:
+def save_result(
+    experiment: str,
+    *,
+    method: str,
+    dataset: str,
+    cfg: Mapping[str, Any],
+    params: Mapping[str, Any],
+    result: training.EvalResult | None = None,
+    accuracies: list[float] | None = None,
+    protocol_info: Mapping[str, Any] | str | None = None,
+    metrics_extra: Mapping[str, Any] | None = None,
+    timings: Mapping[str, float] | None = None,
+    folder: str | Path | None = None,
+) -> Path:
     """Write one record in the course's schema, from an ``EvalResult`` (its protocol included) or from
-    ``accuracies`` measured another way (then ``protocol_info`` says how, e.g. "krr predictor")."""
+    ``accuracies`` measured another way (then ``protocol_info`` says how, e.g. "krr predictor"). ``folder``:
+    where (default ``output/results``; ``results.COMMITTED_DIR`` for runs worth keeping)."""
     if (result is None) == (accuracies is None):
         raise ValueError("pass exactly one of result= and accuracies=")
     if result is not None:
@@ -144,7 +220,15 @@ def save_result(experiment: str, *, method: str, dataset: str, cfg: Mapping[str,
         device = cfg["device"]
     if protocol_info is None:
         raise ValueError("say how the accuracies were measured: protocol_info=")
-    record = results.make_record(experiment, method=method, dataset=dataset, params=params, seed=cfg["seed"],
-                                 device=device, metrics=results.metrics(accuracies, **dict(metrics_extra or {})),
-                                 protocol=protocol_info, timings=timings)
-    return results.save_record(record)
+    record = results.make_record(
+        experiment,
+        method=method,
+        dataset=dataset,
+        params=params,
+        seed=cfg["seed"],
+        device=device,
+        metrics=results.metrics(accuracies, **dict(metrics_extra or {})),
+        protocol=protocol_info,
+        timings=timings,
+    )
+    return results.save_record(record, folder)

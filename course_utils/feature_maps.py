@@ -32,9 +32,16 @@ from typing import Any, Mapping
 import torch
 
 FEATURE_MAPS: tuple[str, ...] = ("identity", "random_fourier", "random_network")
-_ALIASES = {"identity": "identity", "linear": "identity", "lrr": "identity",
-            "random_fourier": "random_fourier", "rff": "random_fourier",
-            "random_network": "random_network", "fcnn": "random_network", "network": "random_network"}
+_ALIASES = {
+    "identity": "identity",
+    "linear": "identity",
+    "lrr": "identity",
+    "random_fourier": "random_fourier",
+    "rff": "random_fourier",
+    "random_network": "random_network",
+    "fcnn": "random_network",
+    "network": "random_network",
+}
 
 
 class FeatureMap:
@@ -64,8 +71,10 @@ class FeatureMap:
         """φ of every row of ``x`` (N×… flattened to N×d), computed in ``dtype`` (default: x's)."""
         x = x.flatten(1)
         if x.shape[1] != self.in_dim:
-            raise ValueError(f"{self.name} feature map expects inputs with {self.in_dim} values, "
-                             f"got {x.shape[1]} (shape {tuple(x.shape)})")
+            raise ValueError(
+                f"{self.name} feature map expects inputs with {self.in_dim} values, "
+                f"got {x.shape[1]} (shape {tuple(x.shape)})"
+            )
         return self._forward(x.to(dtype or x.dtype))
 
     def inverse(self, features: torch.Tensor) -> torch.Tensor:
@@ -126,7 +135,7 @@ class RandomFourier(FeatureMap):
 
     name = "random_fourier"
 
-    def __init__(self, dim: int, seed: int = 0, scale: float = 1000 ** -0.5):
+    def __init__(self, dim: int, seed: int = 0, scale: float = 1000**-0.5):
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
         super().__init__(dim, seed, scale=float(scale))
@@ -139,7 +148,7 @@ class RandomFourier(FeatureMap):
     def _forward(self, x):
         A, b = self._tensor("A", x.dtype, x.device), self._tensor("b", x.dtype, x.device)
         z = torch.addmm(b, x, A.T)
-        z = torch.cos(z) if z.requires_grad else z.cos_()     # cos's backward needs z: in place only without grad
+        z = torch.cos(z) if z.requires_grad else z.cos_()  # cos's backward needs z: in place only without grad
         return z.mul_(self.amplitude)
 
     def out_of_range(self, features):
@@ -158,16 +167,20 @@ class RandomNetwork(FeatureMap):
 
     def __init__(self, dim: int, seed: int = 0, negative_slope: float = 0.1):
         if not 0 < negative_slope < 1:
-            raise ValueError(f"negative_slope must lie in (0, 1) for LeakyReLU to be invertible, got {negative_slope!r}")
+            raise ValueError(
+                f"negative_slope must lie in (0, 1) for LeakyReLU to be invertible, got {negative_slope!r}"
+            )
         super().__init__(dim, seed, negative_slope=float(negative_slope))
         g = torch.Generator().manual_seed(self.seed)
-        self._cache[("A", torch.float64, torch.device("cpu"))] = (
-            torch.randn(dim, dim, generator=g, dtype=torch.float64) / math.sqrt(dim))
+        self._cache[("A", torch.float64, torch.device("cpu"))] = torch.randn(
+            dim, dim, generator=g, dtype=torch.float64
+        ) / math.sqrt(dim)
 
     def _forward(self, x):
         # In place on the fresh product: autograd supports it for a positive slope, and it saves a pass.
-        return torch.nn.functional.leaky_relu(x @ self._tensor("A", x.dtype, x.device).T,
-                                              self.options["negative_slope"], inplace=True)
+        return torch.nn.functional.leaky_relu(
+            x @ self._tensor("A", x.dtype, x.device).T, self.options["negative_slope"], inplace=True
+        )
 
     def _inverse(self, f):
         """x = A⁻¹ LeakyReLU_α⁻¹(f), LeakyReLU_α⁻¹(z) = z (z ≥ 0), z/α (z < 0)."""
@@ -192,6 +205,7 @@ def make(name: str, dim: int, seed: int = 0, **options: Any) -> FeatureMap:
         return cls(dim, seed, **options)
     except TypeError:
         import inspect
+
         valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "dim", "seed")]
         raise TypeError(f"{cls.name} feature map takes options {valid or 'none'}, got {sorted(options)}") from None
 
@@ -202,7 +216,9 @@ def from_spec(spec: Mapping[str, Any]) -> FeatureMap:
     return make(spec.pop("name"), spec.pop("dim"), spec.pop("seed", 0), **spec)
 
 
-def resolve(model: str | FeatureMap | Mapping | None, dim: int, seed: int, default: str = "random_network") -> FeatureMap:
+def resolve(
+    model: str | FeatureMap | Mapping | None, dim: int, seed: int, default: str = "random_network"
+) -> FeatureMap:
     """A ``FeatureMap`` from what a method's ``model`` argument holds: a map, a spec, a name, or None (``default``)."""
     if isinstance(model, FeatureMap):
         if model.in_dim != dim:
@@ -212,5 +228,7 @@ def resolve(model: str | FeatureMap | Mapping | None, dim: int, seed: int, defau
         return from_spec(model)
     if model is None or isinstance(model, str):
         return make(default if model is None else model, dim, seed)
-    raise TypeError(f"model must be a feature-map name ({', '.join(FEATURE_MAPS)}), a FeatureMap or a spec, "
-                    f"got {type(model).__name__}")
+    raise TypeError(
+        f"model must be a feature-map name ({', '.join(FEATURE_MAPS)}), a FeatureMap or a spec, "
+        f"got {type(model).__name__}"
+    )

@@ -34,7 +34,14 @@ from .progress import progress as progress_bar
 from .synthetic import SyntheticSet
 
 __all__ = [
-    "Distiller", "StepEvent", "DivergenceError", "NonFiniteError", "check_finite", "run", "one_shot", "checkpoint_path",
+    "Distiller",
+    "StepEvent",
+    "DivergenceError",
+    "NonFiniteError",
+    "check_finite",
+    "run",
+    "one_shot",
+    "checkpoint_path",
 ]
 
 
@@ -114,19 +121,43 @@ class _Progress:
     history: dict[str, list[float]] = field(default_factory=lambda: {"loss": []})
 
 
-def _describe(syn: SyntheticSet, method: str, train_set: ImageSet, ipc: int, config: Any, spec: Mapping[str, Any],
-              progress: _Progress) -> SyntheticSet:
+def _describe(
+    syn: SyntheticSet,
+    method: str,
+    train_set: ImageSet,
+    ipc: int,
+    config: Any,
+    spec: Mapping[str, Any],
+    progress: _Progress,
+) -> SyntheticSet:
     """The meta entries every method's set carries (the method's own entries are kept)."""
-    syn.meta.update({"method": method, "dataset": train_set.name, "ipc": ipc, "num_classes": train_set.num_classes,
-                     "hparams": hparams.as_dict(config), **dict(spec),
-                     "history": {k: list(v) for k, v in progress.history.items()}, "steps_done": progress.step,
-                     "seconds": progress.seconds})
+    syn.meta.update(
+        {
+            "method": method,
+            "dataset": train_set.name,
+            "ipc": ipc,
+            "num_classes": train_set.num_classes,
+            "hparams": hparams.as_dict(config),
+            **dict(spec),
+            "history": {k: list(v) for k, v in progress.history.items()},
+            "steps_done": progress.step,
+            "seconds": progress.seconds,
+        }
+    )
     return syn
 
 
-def one_shot(method: str, compute: Callable[[], SyntheticSet], *, train_set: ImageSet, ipc: int, config: Any,
-             spec: Mapping[str, Any], callback: Callable[[StepEvent], None] | None = None,
-             loss: Callable[[SyntheticSet], float] | None = None) -> SyntheticSet:
+def one_shot(
+    method: str,
+    compute: Callable[[], SyntheticSet],
+    *,
+    train_set: ImageSet,
+    ipc: int,
+    config: Any,
+    spec: Mapping[str, Any],
+    callback: Callable[[StepEvent], None] | None = None,
+    loss: Callable[[SyntheticSet], float] | None = None,
+) -> SyntheticSet:
     """For methods without outer steps (coresets, closed forms): time ``compute()``, fill the same meta entries
     as ``run`` (one step; ``loss(syn)`` or NaN: such methods have no loss) and call ``callback`` once."""
     t0 = time.perf_counter()
@@ -146,9 +177,17 @@ def checkpoint_path(method: str, dataset: str, ipc: int, identity: Mapping[str, 
     return output_dir() / "checkpoints" / method / f"{dataset}_ipc{ipc}_{checkpoint.identity_hash(identity)}.pt"
 
 
-def run(method: str, build: Callable[[], Distiller], *, train_set: ImageSet, ipc: int, generator: torch.Generator,
-        config: hparams.LoopConfig, spec: Mapping[str, Any], callback: Callable[[StepEvent], None] | None = None
-        ) -> SyntheticSet:
+def run(
+    method: str,
+    build: Callable[[], Distiller],
+    *,
+    train_set: ImageSet,
+    ipc: int,
+    generator: torch.Generator,
+    config: hparams.LoopConfig,
+    spec: Mapping[str, Any],
+    callback: Callable[[StepEvent], None] | None = None,
+) -> SyntheticSet:
     """Run ``build()``'s distiller for ``config.steps`` outer steps; see the module docstring.
 
     ``build`` is called after the generator's starting state is recorded (it draws the initial images, θ0, ...);
@@ -161,11 +200,21 @@ def run(method: str, build: Callable[[], Distiller], *, train_set: ImageSet, ipc
     path = None
     identity: dict[str, Any] = {}
     if config.checkpoint is not None:
-        identity = {"method": method, "hparams": hparams.identity_fields(config), "ipc": ipc,
-                    "dataset": train_set.name, "data": train_set.fingerprint(), **dict(spec),
-                    "generator": start, "version": __version__}
-        path = (checkpoint_path(method, train_set.name, ipc, identity) if config.checkpoint is True
-                else Path(config.checkpoint))
+        identity = {
+            "method": method,
+            "hparams": hparams.identity_fields(config),
+            "ipc": ipc,
+            "dataset": train_set.name,
+            "data": train_set.fingerprint(),
+            **dict(spec),
+            "generator": start,
+            "version": __version__,
+        }
+        path = (
+            checkpoint_path(method, train_set.name, ipc, identity)
+            if config.checkpoint is True
+            else Path(config.checkpoint)
+        )
     progress = _Progress()
     state = checkpoint.load(path, identity)
     if state is not None:
@@ -194,7 +243,11 @@ def run(method: str, build: Callable[[], Distiller], *, train_set: ImageSet, ipc
                     f"{method} diverged at step {k}/{config.steps}: {err.where} became {err.value}. Likely cause: "
                     f"{distiller.divergence_hint}. The set after step {k - 1} (the last good one) is in "
                     f"err.synthetic{kept}",
-                    method=method, step=k, synthetic=result(), path=path) from None
+                    method=method,
+                    step=k,
+                    synthetic=result(),
+                    path=path,
+                ) from None
             progress.seconds += time.perf_counter() - t0
             progress.step = k
             bar.update(1)
@@ -202,11 +255,28 @@ def run(method: str, build: Callable[[], Distiller], *, train_set: ImageSet, ipc
             for key, value in metrics.items():
                 progress.history.setdefault(key, []).append(float(value))
             if callback is not None:
-                callback(StepEvent(method, k, config.steps, float(loss), dict(metrics), progress.seconds,
-                                   distiller.current_images()))
+                callback(
+                    StepEvent(
+                        method,
+                        k,
+                        config.steps,
+                        float(loss),
+                        dict(metrics),
+                        progress.seconds,
+                        distiller.current_images(),
+                    )
+                )
             if path is not None and (k % config.checkpoint_every == 0 or k == config.steps):
-                checkpoint.save(path, identity, {"step": k, "seconds": progress.seconds, "history": progress.history,
-                                                 "generator": generator.get_state(),
-                                                 "distiller": distiller.state_dict()})
+                checkpoint.save(
+                    path,
+                    identity,
+                    {
+                        "step": k,
+                        "seconds": progress.seconds,
+                        "history": progress.history,
+                        "generator": generator.get_state(),
+                        "distiller": distiller.state_dict(),
+                    },
+                )
                 saved = k
     return result()

@@ -35,19 +35,26 @@ gradients keep their graph (``create_graph``) so that the distance can be differ
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-
 __all__ = [
-    "DISTANCES", "IMPLEMENTATIONS", "EPS",
-    "check_distance", "check_implementation", "matched_parameter_names",
-    "class_distances", "gradient_distance", "class_gradients", "matching_loss",
-    "freeze_batchnorm", "has_batchnorm",
+    "DISTANCES",
+    "IMPLEMENTATIONS",
+    "EPS",
+    "check_distance",
+    "check_implementation",
+    "matched_parameter_names",
+    "class_distances",
+    "gradient_distance",
+    "class_gradients",
+    "matching_loss",
+    "freeze_batchnorm",
+    "has_batchnorm",
 ]
 
 #: Gradient distances: the DC paper's layer-wise one, squared error, one global cosine.
@@ -66,8 +73,9 @@ def check_distance(distance: str) -> str:
 
 def check_implementation(implementation: str) -> str:
     if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown per-class gradient implementation {implementation!r}; "
-                         f"valid: {', '.join(IMPLEMENTATIONS)}")
+        raise ValueError(
+            f"unknown per-class gradient implementation {implementation!r}; valid: {', '.join(IMPLEMENTATIONS)}"
+        )
     return implementation
 
 
@@ -81,8 +89,10 @@ def matched_parameter_names(model: nn.Module, distance: str = "ours") -> list[st
 # distances
 # ----------------------------------------------------------------------------------------------
 
-def class_distances(g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "ours",
-                    eps: float = EPS) -> Tensor:
+
+def class_distances(
+    g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "ours", eps: float = EPS
+) -> Tensor:
     """``D(g_syn[c], g_real[c])`` for every class ``c``: a tensor of shape ``(K,)``.
 
     ``g_real`` and ``g_syn`` list the gradients of the same parameters, each with a leading class
@@ -90,19 +100,23 @@ def class_distances(g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance:
     """
     check_distance(distance)
     if len(g_real) != len(g_syn) or not g_real:
-        raise ValueError(f"need the same non-empty list of parameters on both sides, got {len(g_real)} real and "
-                         f"{len(g_syn)} synthetic gradients")
+        raise ValueError(
+            f"need the same non-empty list of parameters on both sides, got {len(g_real)} real and "
+            f"{len(g_syn)} synthetic gradients"
+        )
     for a, b in zip(g_real, g_syn):
         if a.shape != b.shape or a.dim() < 2:
-            raise ValueError(f"gradients must be (K, *param_shape) and agree: got {tuple(a.shape)} (real) and "
-                             f"{tuple(b.shape)} (synthetic)")
+            raise ValueError(
+                f"gradients must be (K, *param_shape) and agree: got {tuple(a.shape)} (real) and "
+                f"{tuple(b.shape)} (synthetic)"
+            )
     k = g_real[0].shape[0]
     total = g_syn[0].new_zeros(k)
     if distance == "ours":
         for a, b in zip(g_real, g_syn):
             if a.dim() == 2:  # a 1-D parameter (bias, norm scale/shift): contributes 0
                 continue
-            a, b = a.flatten(2), b.flatten(2)                          # (K, out, rest)
+            a, b = a.flatten(2), b.flatten(2)  # (K, out, rest)
             cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
             total = total + (1 - cos).sum(-1)
         return total
@@ -116,8 +130,9 @@ def class_distances(g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance:
     return 1 - dot / (na * nb + eps)
 
 
-def gradient_distance(g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "ours",
-                      eps: float = EPS) -> Tensor:
+def gradient_distance(
+    g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "ours", eps: float = EPS
+) -> Tensor:
     """``D(g_syn, g_real)`` for one class: lists of per-parameter gradients with the parameters' shapes."""
     return class_distances([a.unsqueeze(0) for a in g_real], [b.unsqueeze(0) for b in g_syn], distance, eps)[0]
 
@@ -126,14 +141,23 @@ def gradient_distance(g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distanc
 # per-class gradients
 # ----------------------------------------------------------------------------------------------
 
+
 def _check_class_batch(images: Tensor, labels: Tensor) -> None:
     if images.dim() != 5 or labels.shape != images.shape[:2]:
-        raise ValueError(f"expected images (K, n, C, H, W) and labels (K, n), got {tuple(images.shape)} and "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"expected images (K, n, C, H, W) and labels (K, n), got {tuple(images.shape)} and {tuple(labels.shape)}"
+        )
 
 
-def class_gradients(model: nn.Module, images: Tensor, labels: Tensor, *, names: Sequence[str] | None = None,
-                    create_graph: bool = False, implementation: str = "batched") -> list[Tensor]:
+def class_gradients(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    names: Sequence[str] | None = None,
+    create_graph: bool = False,
+    implementation: str = "batched",
+) -> list[Tensor]:
     """``∇_θ ℓ(images[c], labels[c]; θ)`` for every class ``c``, for the parameters ``names`` (default: all).
 
     ``images`` is ``(K, n, C, H, W)`` (class-major), ``labels`` ``(K, n)``; ℓ is the mean cross-entropy over
@@ -173,8 +197,16 @@ def class_gradients(model: nn.Module, images: Tensor, labels: Tensor, *, names: 
     return [grads[n] if create_graph else grads[n].detach() for n in names]
 
 
-def matching_loss(model: nn.Module, real: Tensor, real_labels: Tensor, syn: Tensor, syn_labels: Tensor, *,
-                  distance: str = "ours", implementation: str = "batched") -> tuple[Tensor, Tensor]:
+def matching_loss(
+    model: nn.Module,
+    real: Tensor,
+    real_labels: Tensor,
+    syn: Tensor,
+    syn_labels: Tensor,
+    *,
+    distance: str = "ours",
+    implementation: str = "batched",
+) -> tuple[Tensor, Tensor]:
     """The DC matching loss ``Σ_c D(∇_θ ℓ(S_c), ∇_θ ℓ(T_c))`` and its per-class terms ``(K,)``.
 
     ``real`` (K, n_real, C, H, W) and ``syn`` (K, ipc, C, H, W) are class-major. The real gradients are
@@ -183,10 +215,8 @@ def matching_loss(model: nn.Module, real: Tensor, real_labels: Tensor, syn: Tens
     (``IMPLEMENTATIONS``) is how the per-class gradients of both sides are taken (``class_gradients``).
     """
     names = matched_parameter_names(model, distance)
-    g_real = class_gradients(model, real, real_labels, names=names, create_graph=False,
-                             implementation=implementation)
-    g_syn = class_gradients(model, syn, syn_labels, names=names, create_graph=True,
-                            implementation=implementation)
+    g_real = class_gradients(model, real, real_labels, names=names, create_graph=False, implementation=implementation)
+    g_syn = class_gradients(model, syn, syn_labels, names=names, create_graph=True, implementation=implementation)
     per_class = class_distances(g_real, g_syn, distance)
     return per_class.sum(), per_class
 
@@ -194,6 +224,7 @@ def matching_loss(model: nn.Module, real: Tensor, real_labels: Tensor, syn: Tens
 # ----------------------------------------------------------------------------------------------
 # batch norm
 # ----------------------------------------------------------------------------------------------
+
 
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -20,13 +20,22 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
-    "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18", "MLP",
-    "get_model", "MODEL_NAMES", "count_parameters",
-    "NORMS", "POOLS", "ACTS",
+    "ConvNet",
+    "LeNet",
+    "AlexNet",
+    "VGG11",
+    "ResNet18",
+    "MLP",
+    "get_model",
+    "MODEL_NAMES",
+    "count_parameters",
+    "NORMS",
+    "POOLS",
+    "ACTS",
 ]
 
 NORMS = ("none", "batch", "layer", "instance", "group")
@@ -136,15 +145,32 @@ class ConvNet(_Base):
     by 3, so the feature map and ``feature_dim`` match the 32x32 case.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, width: int = 128,
-                 depth: int = 3, norm: str = "instance", pool: str = "avg", act: str = "relu"):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int = 32,
+        width: int = 128,
+        depth: int = 3,
+        norm: str = "instance",
+        pool: str = "avg",
+        act: str = "relu",
+    ):
         super().__init__()
         _check_common(in_channels, num_classes, image_size)
         width = _positive_int("width", width)
         depth = _choice("depth", depth, CONVNET_DEPTHS)
         norm, pool, act = _choice("norm", norm, NORMS), _choice("pool", pool, POOLS), _choice("act", act, ACTS)
-        self.hparams = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size,
-                            width=width, depth=depth, norm=norm, pool=pool, act=act)
+        self.hparams = dict(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            image_size=image_size,
+            width=width,
+            depth=depth,
+            norm=norm,
+            pool=pool,
+            act=act,
+        )
         layers: list[nn.Module] = []
         size, channels = image_size, in_channels
         for d in range(depth):
@@ -179,11 +205,17 @@ class LeNet(_Base):
         size = _shrink((image_size + 2 * pad - 4) // 2, "conv1", "LeNet", image_size)
         size = _shrink((size - 4) // 2, "conv2", "LeNet", image_size)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(16 * size * size, 120), nn.ReLU(),
-            nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(16 * size * size, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
         )
         self.feature_dim = 84
         self.classifier = nn.Linear(84, num_classes)
@@ -258,7 +290,8 @@ class VGG11(_Base):
 
 
 class _BasicBlock(nn.Module):
-    """``relu(norm(conv3x3(relu(norm(conv3x3_s(x))))) + shortcut(x))``; shortcut = conv1x1_s → norm when shapes change."""
+    """``relu(norm(conv3x3(relu(norm(conv3x3_s(x))))) + shortcut(x))``; shortcut = conv1x1_s → norm when shapes
+    change."""
 
     def __init__(self, in_planes: int, planes: int, stride: int, norm: str):
         super().__init__()
@@ -267,8 +300,9 @@ class _BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn2 = make_norm(norm, planes)
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
-                                          make_norm(norm, planes))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False), make_norm(norm, planes)
+            )
         else:
             self.shortcut = nn.Identity()
 
@@ -279,7 +313,8 @@ class _BasicBlock(nn.Module):
 
 
 class ResNet18(_Base):
-    """32x32-style ResNet18: ``conv3x3 s1 → norm → ReLU → 4 stages × 2 BasicBlocks (64/128/256/512) → AvgPool → linear``.
+    """32x32-style ResNet18: ``conv3x3 s1 → norm → ReLU → 4 stages × 2 BasicBlocks (64/128/256/512) → AvgPool →
+    linear``.
 
     No initial max-pool; stages 2–4 stride 2. The final pool is a fixed ``nn.AvgPool2d`` over the whole
     remaining map (4x4 for 32x32 input), never adaptive pooling. ``norm`` defaults to "instance"
@@ -293,8 +328,9 @@ class ResNet18(_Base):
         self.hparams = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm)
         pad = _first_pad(image_size, 3, 1)
         size = image_size + 2 * pad - 2
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=pad, bias=False),
-                                  make_norm(norm, 64), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=pad, bias=False), make_norm(norm, 64), nn.ReLU()
+        )
         blocks: list[nn.Module] = []
         in_planes = 64
         for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
@@ -320,8 +356,10 @@ class MLP(_Base):
         self.hparams = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, width=width)
         self.features = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(in_channels * image_size * image_size, width), nn.ReLU(),
-            nn.Linear(width, width), nn.ReLU(),
+            nn.Linear(in_channels * image_size * image_size, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
         )
         self.feature_dim = width
         self.classifier = nn.Linear(width, num_classes)
@@ -380,8 +418,7 @@ def get_model(name: str, in_channels: int, num_classes: int, image_size: int = 3
     bad = [k for k in overrides if k not in valid]
     if bad:
         listed = ", ".join(valid) if valid else "(none)"
-        raise ValueError(f"unknown keyword(s) {', '.join(map(repr, bad))} for model {key!r}; "
-                         f"valid keywords: {listed}")
+        raise ValueError(f"unknown keyword(s) {', '.join(map(repr, bad))} for model {key!r}; valid keywords: {listed}")
     model = cls(in_channels, num_classes, image_size, **{**settings, **overrides})
     model.model_name = key
     return model

@@ -179,8 +179,16 @@ class FixedInit(NetworkSampler):
         self._fingerprint = weights_fingerprint(self.network)
 
     @classmethod
-    def draw(cls, model: str | Callable[[], nn.Module], info, generator: torch.Generator,
-             device: str | torch.device = "cpu", *, weight_init: str = "default", **kwargs) -> "FixedInit":
+    def draw(
+        cls,
+        model: str | Callable[[], nn.Module],
+        info,
+        generator: torch.Generator,
+        device: str | torch.device = "cpu",
+        *,
+        weight_init: str = "default",
+        **kwargs,
+    ) -> "FixedInit":
         """A fixed θ0 drawn once from ``generator`` (as ``FreshInit(model, ...)`` would draw it)."""
         return cls(FreshInit(model, weight_init=weight_init, **kwargs).bind(info, device).sample(generator))
 
@@ -231,8 +239,9 @@ class ArchitecturePool(NetworkSampler):
 
 
 @torch.no_grad()
-def perturb(net: nn.Module, generator: torch.Generator, magnitude: tuple[float, float] = (0.01, 0.09),
-            directions: int = 2) -> list[float]:
+def perturb(
+    net: nn.Module, generator: torch.Generator, magnitude: tuple[float, float] = (0.01, 0.09), directions: int = 2
+) -> list[float]:
     """Move ``net``'s weights along random filter-normalised directions (Acc-DD's model augmentation), in place.
 
     For each of ``directions`` directions ``d`` and every weight ``W`` with ≥ 2 dims (biases and normalisation
@@ -267,8 +276,14 @@ class EarlyStagePool(NetworkSampler):
     of the weight perturbation (``None``: no perturbation).
     """
 
-    def __init__(self, model: str | FreshInit, states: Sequence[Mapping[str, torch.Tensor]], *,
-                 magnitude: tuple[float, float] | None = (0.01, 0.09), directions: int = 2):
+    def __init__(
+        self,
+        model: str | FreshInit,
+        states: Sequence[Mapping[str, torch.Tensor]],
+        *,
+        magnitude: tuple[float, float] | None = (0.01, 0.09),
+        directions: int = 2,
+    ):
         if not states:
             raise ValueError("an EarlyStagePool needs at least one trained state dict")
         self.model = model if isinstance(model, FreshInit) else FreshInit(model)
@@ -295,16 +310,22 @@ class EarlyStagePool(NetworkSampler):
         return net.train()
 
     def spec(self) -> dict:
-        return {"sampler": "early_stage", "model": self.model.spec(), "states": len(self.states),
-                "weights": self._fingerprint, "magnitude": self.magnitude, "directions": self.directions}
+        return {
+            "sampler": "early_stage",
+            "model": self.model.spec(),
+            "states": len(self.states),
+            "weights": self._fingerprint,
+            "magnitude": self.magnitude,
+            "directions": self.directions,
+        }
 
 
 @dataclass
 class ExpertSegment:
     """One draw of ``ExpertTrajectories``: the network at expert epoch ``start`` and the target ``epochs`` later."""
 
-    network: nn.Module                 # the architecture, loaded with θ*_start
-    start_params: list[torch.Tensor]   # θ*_start (parameters, in ``network.parameters()`` order)
+    network: nn.Module  # the architecture, loaded with θ*_start
+    start_params: list[torch.Tensor]  # θ*_start (parameters, in ``network.parameters()`` order)
     target_params: list[torch.Tensor]  # θ*_{start + epochs}
     expert: int
     start: int
@@ -317,8 +338,14 @@ class ExpertTrajectories(NetworkSampler):
     and returns the network at θ*_t with the target θ*_{t + expert_epochs} (MTT).
     """
 
-    def __init__(self, model: str | FreshInit, trajectories: Sequence[Sequence[Mapping[str, torch.Tensor]]], *,
-                 max_start_epoch: int, expert_epochs: int):
+    def __init__(
+        self,
+        model: str | FreshInit,
+        trajectories: Sequence[Sequence[Mapping[str, torch.Tensor]]],
+        *,
+        max_start_epoch: int,
+        expert_epochs: int,
+    ):
         self.model = model if isinstance(model, FreshInit) else FreshInit(model)
         if not trajectories or any(len(t) < 2 for t in trajectories):
             raise ValueError("every expert trajectory needs at least two snapshots (epochs 0 and 1)")
@@ -346,12 +373,18 @@ class ExpertTrajectories(NetworkSampler):
         start, target = self.trajectories[e][t], self.trajectories[e][t + self.expert_epochs]
         net.load_state_dict(start, strict=False)
         names = [n for n, _ in net.named_parameters()]
-        return ExpertSegment(net.train(), [start[n].to(self.device) for n in names],
-                             [target[n].to(self.device) for n in names], e, t)
+        return ExpertSegment(
+            net.train(), [start[n].to(self.device) for n in names], [target[n].to(self.device) for n in names], e, t
+        )
 
     def spec(self) -> dict:
-        return {"sampler": "experts", "model": self.model.spec(), "experts": len(self.trajectories),
-                "max_start_epoch": self.max_start_epoch, "expert_epochs": self.expert_epochs}
+        return {
+            "sampler": "experts",
+            "model": self.model.spec(),
+            "experts": len(self.trajectories),
+            "max_start_epoch": self.max_start_epoch,
+            "expert_epochs": self.expert_epochs,
+        }
 
 
 def as_sampler(model: Any, default: str | Callable[[], nn.Module], *, weight_init: str = "default") -> NetworkSampler:

@@ -26,8 +26,16 @@ from .config import PROFILE_NAMES
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: The columns of the final table (every record has them: ``results`` keeps one schema).
-TABLE_COLUMNS = ["experiment", "method", "dataset", "params.ipc", "metrics.mean", "metrics.std", "protocol.label",
-                 "environment.device"]
+TABLE_COLUMNS = [
+    "experiment",
+    "method",
+    "dataset",
+    "params.ipc",
+    "metrics.mean",
+    "metrics.std",
+    "protocol.label",
+    "environment.device",
+]
 
 
 def list_notebooks(selection: list[str] | None = None) -> list[Path]:
@@ -56,7 +64,11 @@ def check_parameters(path: Path, parameters: dict) -> dict:
         raise SystemExit(f"{path.name}: unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(declared)}")
     out = dict(parameters)
     for name, value in parameters.items():
-        if declared[name]["inferred_type_name"] == "list" and value is not None and not isinstance(value, (list, tuple)):
+        if (
+            declared[name]["inferred_type_name"] == "list"
+            and value is not None
+            and not isinstance(value, (list, tuple))
+        ):
             out[name] = [value]
     return out
 
@@ -89,8 +101,14 @@ def run(profile: str, parameters: dict, selection: list[str] | None, out: Path) 
     for book in books:
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(book), str(out / book.name), parameters=checked[book],
-                                cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3")
+            pm.execute_notebook(
+                str(book),
+                str(out / book.name),
+                parameters=checked[book],
+                cwd=str(NOTEBOOK_DIR),
+                progress_bar=False,
+                kernel_name="python3",
+            )
             status = "ok"
         except Exception as exc:  # keep going: the table shows what ran
             failures += 1

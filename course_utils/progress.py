@@ -18,8 +18,16 @@ def progress_enabled() -> bool:
     return not (os.environ.get("CI") or os.environ.get("TQDM_DISABLE"))
 
 
-def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             leave: bool = False) -> tqdm:
+def progress(
+    iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", leave: bool = False
+) -> tqdm:
     """A tqdm bar over ``iterable`` (or a manual one with ``total``), refreshed at most once a second."""
-    return tqdm(iterable, total=total, desc=desc, leave=leave, mininterval=1.0,
-                disable=not progress_enabled(), dynamic_ncols=True)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        leave=leave,
+        mininterval=1.0,
+        disable=not progress_enabled(),
+        dynamic_ncols=True,
+    )

@@ -120,8 +120,9 @@ class Protocol:
 
 def _reference(name: str, epochs: int, augmentation: str) -> Protocol:
     """The DC/DSA reference schedule for E = ``epochs``: E + 1 passes, decay and a new optimiser after E//2 + 1."""
-    return Protocol(name=name, epochs=epochs + 1, decay_epoch=epochs // 2 + 2, restart_optimizer=True,
-                    augmentation=augmentation)
+    return Protocol(
+        name=name, epochs=epochs + 1, decay_epoch=epochs // 2 + 2, restart_optimizer=True, augmentation=augmentation
+    )
 
 
 def named(name: str, dataset: str, epochs: int | None = None) -> Protocol:

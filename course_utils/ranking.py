@@ -98,7 +98,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def same_winner(x: Sequence[float], y: Sequence[float]) -> bool:
-    """Whether the highest score of ``x`` and of ``y`` belong to the same candidate (a tie for first counts if shared)."""
+    """Whether the highest score of ``x`` and of ``y`` belong to the same candidate (a shared tie for first counts)."""
     xs, ys = _pair(x, y)
     best_x = {i for i, v in enumerate(xs) if v == max(xs)}
     best_y = {i for i, v in enumerate(ys) if v == max(ys)}

@@ -33,8 +33,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def seed_everything(seed: int, device: str | torch.device = "cpu", *, strict: bool = True,
-                    threads: int | None = None) -> torch.Generator:
+def seed_everything(
+    seed: int, device: str | torch.device = "cpu", *, strict: bool = True, threads: int | None = None
+) -> torch.Generator:
     """Seed python/numpy/torch, switch on deterministic kernels and return a generator on ``device``.
 
     strict=True also disables TF32 so GPU matmuls are full fp32. The returned generator lives on ``device``

@@ -89,9 +89,18 @@ def metrics(accuracies: Sequence[float], **extra: Any) -> dict:
     return {"mean": mean, "std": std, "accuracies": accs, **extra}
 
 
-def make_record(experiment: str, *, method: str, dataset: str, params: Mapping[str, Any], seed: int,
-                device: str | torch.device, metrics: Mapping[str, Any], protocol: Mapping[str, Any] | str,
-                timings: Mapping[str, float] | None = None) -> dict:
+def make_record(
+    experiment: str,
+    *,
+    method: str,
+    dataset: str,
+    params: Mapping[str, Any],
+    seed: int,
+    device: str | torch.device,
+    metrics: Mapping[str, Any],
+    protocol: Mapping[str, Any] | str,
+    timings: Mapping[str, float] | None = None,
+) -> dict:
     """Assemble one run record (nothing is written). ``metrics`` must hold ``mean``, ``std`` and ``accuracies``
     (see ``metrics``); ``protocol`` names how the accuracies were measured (a ``Protocol.as_dict()`` or a label)."""
     missing = [k for k in ("mean", "std", "accuracies") if k not in metrics]
@@ -144,8 +153,9 @@ def read_record(path: str | os.PathLike) -> dict:
     return record
 
 
-def load_records(folder: str | os.PathLike | None = None, experiment: str | None = None,
-                 skipped: list | None = None) -> list[dict]:
+def load_records(
+    folder: str | os.PathLike | None = None, experiment: str | None = None, skipped: list | None = None
+) -> list[dict]:
     """All records under ``folder`` (default: the output folder), optionally of one experiment.
 
     A file that is not a readable record is skipped, never a crash: it is appended to ``skipped`` as

@@ -38,6 +38,7 @@ _GRID = {"default": (-6.0, 6.0), "identity": (-3.0, 6.0)}
 
 # --------------------------------------------------------------------------- small helpers
 
+
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
     """Run a block of *small* dense algebra (matrices of a few hundred to a few thousand rows) on one CPU thread.
@@ -58,7 +59,9 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
     """Y_S ∈ R^{k×m}: column j is the one-hot code of ``labels[j]`` (the paper's orientation)."""
     labels = labels.long()
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got values {int(labels.min())}..{int(labels.max())}")
+        raise ValueError(
+            f"labels must lie in 0..{num_classes - 1}, got values {int(labels.min())}..{int(labels.max())}"
+        )
     return torch.nn.functional.one_hot(labels, num_classes).to(dtype).T
 
 
@@ -90,8 +93,16 @@ def agreement(W_a: torch.Tensor, W_b: torch.Tensor, features: torch.Tensor) -> f
 
 # --------------------------------------------------------------------------- full-data ridge regression
 
-def sufficient_statistics(images: torch.Tensor, labels: torch.Tensor, num_classes: int, feature_map: FeatureMap,
-                          *, dtype: torch.dtype = torch.float64, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+
+def sufficient_statistics(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    feature_map: FeatureMap,
+    *,
+    dtype: torch.dtype = torch.float64,
+    chunk: int = 8192,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """G = φ(X)φ(X)ᵀ (p×p) and B = Y φ(X)ᵀ (k×p), accumulated over chunks of ``chunk`` images.
 
     Each chunk's features are computed in ``dtype`` and folded in with two GEMMs (G += F_cᵀF_c, B += Y_c F_c,
@@ -101,9 +112,9 @@ def sufficient_statistics(images: torch.Tensor, labels: torch.Tensor, num_classe
     G = torch.zeros(p, p, dtype=dtype, device=images.device)
     B = torch.zeros(num_classes, p, dtype=dtype, device=images.device)
     for s in range(0, len(images), chunk):
-        F = feature_map(images[s:s + chunk], dtype)
+        F = feature_map(images[s : s + chunk], dtype)
         G.addmm_(F.T, F)
-        B.addmm_(one_hot(labels[s:s + chunk].to(images.device), num_classes, dtype), F)
+        B.addmm_(one_hot(labels[s : s + chunk].to(images.device), num_classes, dtype), F)
     return G, B
 
 
@@ -114,8 +125,7 @@ def ridge_solve(G: torch.Tensor, B: torch.Tensor, lam: float) -> torch.Tensor:
     A = G + lam * torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
     L, info = torch.linalg.cholesky_ex(A)
     if int(info) != 0:
-        raise ValueError(f"G + λI is not positive definite for lam={lam!r} (the Gram matrix is singular); "
-                         "use lam > 0")
+        raise ValueError(f"G + λI is not positive definite for lam={lam!r} (the Gram matrix is singular); use lam > 0")
     return torch.cholesky_solve(B.T, L).T
 
 
@@ -129,8 +139,9 @@ class LambdaSearch:
     seconds: float
 
 
-def select_lambda(G_train: torch.Tensor, B_train: torch.Tensor, F_val: torch.Tensor, y_val: torch.Tensor,
-                  lambdas: torch.Tensor) -> LambdaSearch:
+def select_lambda(
+    G_train: torch.Tensor, B_train: torch.Tensor, F_val: torch.Tensor, y_val: torch.Tensor, lambdas: torch.Tensor
+) -> LambdaSearch:
     """Pick λ on a validation split with ONE eigendecomposition for the whole grid.
 
     With G_train = Q diag(e) Qᵀ,  W_λ = B Q diag(1/(e + λ)) Qᵀ, so the validation scores of every λ are
@@ -143,10 +154,10 @@ def select_lambda(G_train: torch.Tensor, B_train: torch.Tensor, F_val: torch.Ten
         raise ValueError(f"lambdas must be a non-empty list of positive values, got {lambdas.tolist()}")
     with single_thread():
         evals, Q = torch.linalg.eigh(G_train)
-        evals = evals.clamp(min=0)                              # G is PSD; clip round-off below zero
-        BQ, FQ = B_train @ Q, F_val @ Q                         # k×p, n_val×p
-        inv = 1.0 / (evals.unsqueeze(0) + lambdas.unsqueeze(1))     # L×p
-        scores = torch.matmul(FQ, inv.unsqueeze(2) * BQ.T.unsqueeze(0))   # L×n_val×k
+        evals = evals.clamp(min=0)  # G is PSD; clip round-off below zero
+        BQ, FQ = B_train @ Q, F_val @ Q  # k×p, n_val×p
+        inv = 1.0 / (evals.unsqueeze(0) + lambdas.unsqueeze(1))  # L×p
+        scores = torch.matmul(FQ, inv.unsqueeze(2) * BQ.T.unsqueeze(0))  # L×n_val×k
         acc = 100.0 * (scores.argmax(2) == y_val.to(scores.device)).double().mean(1)
     best = int(torch.nonzero(acc == acc.max()).max())
     return LambdaSearch(lambdas.cpu(), acc.cpu(), float(lambdas[best]), time.perf_counter() - t0)
@@ -154,13 +165,20 @@ def select_lambda(G_train: torch.Tensor, B_train: torch.Tensor, F_val: torch.Ten
 
 # --------------------------------------------------------------------------- the distilled-data closed forms
 
+
 def label_range_residual(W: torch.Tensor, Y_S: torch.Tensor) -> float:
     """‖(I − Y_S Y_S⁺) W‖ / ‖W‖: 0 iff W's columns lie in range(Y_S), i.e. iff Y_S D = W has a solution."""
     return relative_error(Y_S @ (torch.linalg.pinv(Y_S) @ W), W)
 
 
-def support_directions(W: torch.Tensor, Y_S: torch.Tensor, D0: torch.Tensor | None = None, *,
-                       allow_inexact: bool = False, rtol: float = 1e-8) -> torch.Tensor:
+def support_directions(
+    W: torch.Tensor,
+    Y_S: torch.Tensor,
+    D0: torch.Tensor | None = None,
+    *,
+    allow_inexact: bool = False,
+    rtol: float = 1e-8,
+) -> torch.Tensor:
     """D ∈ R^{m×p} with Y_S D = W (k×p, Y_S k×m): D = Y_S⁺W + (I − Y_S⁺Y_S) Z.
 
     ``D0=None`` takes Z = 0 (the minimum-norm D; for m = k the unique D = Y_S⁻¹W). Given D0, Z = D0, which is
@@ -174,8 +192,10 @@ def support_directions(W: torch.Tensor, Y_S: torch.Tensor, D0: torch.Tensor | No
     """
     k, m = Y_S.shape
     if W.shape[0] != k or (D0 is not None and D0.shape != (m, W.shape[1])):
-        raise ValueError(f"shapes do not fit: W {tuple(W.shape)}, Y_S {tuple(Y_S.shape)}"
-                         + (f", D0 {tuple(D0.shape)} (expected {(m, W.shape[1])})" if D0 is not None else ""))
+        raise ValueError(
+            f"shapes do not fit: W {tuple(W.shape)}, Y_S {tuple(Y_S.shape)}"
+            + (f", D0 {tuple(D0.shape)} (expected {(m, W.shape[1])})" if D0 is not None else "")
+        )
     Y_pinv = torch.linalg.pinv(Y_S)
     D = Y_pinv @ W if D0 is None else D0 + Y_pinv @ (W - Y_S @ D0)
     residual = relative_error(Y_S @ D, W)
@@ -185,7 +205,8 @@ def support_directions(W: torch.Tensor, Y_S: torch.Tensor, D0: torch.Tensor | No
             f"no distilled set with these labels reproduces W: Y_S has m={m} columns for k={k} classes and "
             f"rank {rank} < k, and W's columns are not in range(Y_S) (relative residual {residual:.3g}); "
             f"valid: m >= k images covering every class (rank(Y_S) = k), or allow_inexact=True for the "
-            f"least-squares model Y_S Y_S⁺ W")
+            f"least-squares model Y_S Y_S⁺ W"
+        )
     return D
 
 
@@ -207,16 +228,18 @@ def support_features(D: torch.Tensor, lam_s: float = 0.0) -> torch.Tensor:
     lam_s = float(lam_s)
     if not lam_s >= 0:
         raise ValueError(f"lam_s (λ_S) must be >= 0, got {lam_s!r}")
-    V, s, Ut = torch.linalg.svd(D, full_matrices=False)       # D = V diag(s) Ut,  Ut = Uᵀ
+    V, s, Ut = torch.linalg.svd(D, full_matrices=False)  # D = V diag(s) Ut,  Ut = Uᵀ
     if s.numel() == 0 or float(s[0]) == 0:
         raise ValueError("D is zero: there is no model to distil")
     bound = 1.0 / (4.0 * float(s[0]) ** 2)
-    if lam_s > bound * (1 + 1e-12):      # slack: ``lambda_s_bound`` may differ from s[0] in the last bit
-        raise ValueError(f"lam_s={lam_s:.6g} is above the feasibility bound 1/(4 s_max²) = {bound:.6g} "
-                         f"(s_max = {float(s[0]):.6g}): valid: 0 <= lam_s <= {bound:.6g}")
+    if lam_s > bound * (1 + 1e-12):  # slack: ``lambda_s_bound`` may differ from s[0] in the last bit
+        raise ValueError(
+            f"lam_s={lam_s:.6g} is above the feasibility bound 1/(4 s_max²) = {bound:.6g} "
+            f"(s_max = {float(s[0]):.6g}): valid: 0 <= lam_s <= {bound:.6g}"
+        )
     keep = s > s[0] * max(D.shape) * torch.finfo(D.dtype).eps
     s = torch.where(keep, s, torch.ones_like(s))
-    disc = (1.0 - 4.0 * lam_s * s * s).clamp(min=0)           # >= 0 by the bound; clamp round-off only
+    disc = (1.0 - 4.0 * lam_s * s * s).clamp(min=0)  # >= 0 by the bound; clamp round-off only
     sigma = torch.where(keep, (1.0 + disc.sqrt()) / (2.0 * s), torch.zeros_like(s))
     return (V * sigma) @ Ut
 

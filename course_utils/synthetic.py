@@ -22,9 +22,9 @@ INITS: tuple[str, ...] = ("real", "noise")
 
 @dataclass
 class SyntheticSet:
-    images: torch.Tensor          # N×C×H×W, normalised like the dataset it imitates
-    labels: torch.Tensor          # N, int64 class indices (or N×K soft labels)
-    lr: float | None = None       # learned learning rate to train with, if the method learns one
+    images: torch.Tensor  # N×C×H×W, normalised like the dataset it imitates
+    labels: torch.Tensor  # N, int64 class indices (or N×K soft labels)
+    lr: float | None = None  # learned learning rate to train with, if the method learns one
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,8 +58,9 @@ class SyntheticSet:
 
     def save(self, path: str | os.PathLike) -> Path:
         """One ``.pt`` file, written atomically."""
-        return save_torch(path, {"images": self.images.detach().cpu(), "labels": self.labels.cpu(),
-                                 "lr": self.lr, "meta": self.meta})
+        return save_torch(
+            path, {"images": self.images.detach().cpu(), "labels": self.labels.cpu(), "lr": self.lr, "meta": self.meta}
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SyntheticSet":

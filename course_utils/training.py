@@ -28,8 +28,18 @@ from .protocol import Protocol, resolve
 from .repro import make_generator, resolve_device
 from .synthetic import SyntheticSet
 
-__all__ = ["Protocol", "EvalResult", "make_model", "train", "accuracy", "model_seed", "evaluate", "evaluate_set",
-           "train_full", "check_set"]
+__all__ = [
+    "Protocol",
+    "EvalResult",
+    "make_model",
+    "train",
+    "accuracy",
+    "model_seed",
+    "evaluate",
+    "evaluate_set",
+    "train_full",
+    "check_set",
+]
 
 #: ``on_batch(indices, logits, targets)``: called after every training step (e.g. to count forgetting events).
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
@@ -65,15 +75,24 @@ class EvalResult:
         return sum(self.train_seconds) + sum(self.test_seconds)
 
     def as_dict(self) -> dict:
-        return {"accuracies": self.accuracies, "mean": self.mean, "std": self.std,
-                "train_seconds": self.train_seconds, "test_seconds": self.test_seconds,
-                "model": self.model, "epochs": self.epochs, "num_images": self.num_images,
-                "settings": self.settings}
+        return {
+            "accuracies": self.accuracies,
+            "mean": self.mean,
+            "std": self.std,
+            "train_seconds": self.train_seconds,
+            "test_seconds": self.test_seconds,
+            "model": self.model,
+            "epochs": self.epochs,
+            "num_images": self.num_images,
+            "settings": self.settings,
+        }
 
     def __str__(self) -> str:
         spread = f" ± {self.std:.2f}" if self.std is not None else ""
-        return (f"{self.mean:.2f}{spread} % ({len(self.accuracies)} × {self.model}, {self.num_images} images, "
-                f"{self.protocol or f'{self.epochs} epochs'}, {self.seconds:.1f} s)")
+        return (
+            f"{self.mean:.2f}{spread} % ({len(self.accuracies)} × {self.model}, {self.num_images} images, "
+            f"{self.protocol or f'{self.epochs} epochs'}, {self.seconds:.1f} s)"
+        )
 
 
 def make_model(name: str, info, seed: int, device: str | torch.device = "cpu", **overrides) -> nn.Module:
@@ -88,10 +107,19 @@ def make_model(name: str, info, seed: int, device: str | torch.device = "cpu", *
     return model.to(device)
 
 
-def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int | None = None,
-          generator: torch.Generator, lr: float | None = None, protocol: Protocol = Protocol(),
-          augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-          on_batch: BatchHook | None = None, desc: str | None = None) -> list[float]:
+def train(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int | None = None,
+    generator: torch.Generator,
+    lr: float | None = None,
+    protocol: Protocol = Protocol(),
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    on_batch: BatchHook | None = None,
+    desc: str | None = None,
+) -> list[float]:
     """Train ``model`` in place with ``protocol``'s SGD schedule; return the mean loss of each epoch.
 
     ``epochs`` (default the protocol's) passes; each visits the set in a random order drawn from ``generator``;
@@ -102,8 +130,9 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
     decay_at = protocol.decay_at if epochs == protocol.epochs else epochs // 2
 
     def optimiser(rate: float) -> torch.optim.Optimizer:
-        return torch.optim.SGD(model.parameters(), lr=rate, momentum=protocol.momentum,
-                               weight_decay=protocol.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=rate, momentum=protocol.momentum, weight_decay=protocol.weight_decay
+        )
 
     optimizer = optimiser(lr)
     n, bs = len(images), protocol.batch_size
@@ -119,7 +148,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
         order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
         total = torch.zeros((), device=images.device)
         for start in range(0, n, bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             x, y = images[idx], labels[idx]
             if augment is not None:
                 x = augment(x, generator)
@@ -135,7 +164,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
         if not math.isfinite(epoch_loss):
             raise FloatingPointError(
                 f"training loss became {epoch_loss} at epoch {epoch + 1}/{epochs} (lr={lr}): the learning rate "
-                "is probably too high for this set, or the images hold NaN/inf values")
+                "is probably too high for this set, or the images hold NaN/inf values"
+            )
         losses.append(epoch_loss)
     return losses
 
@@ -146,8 +176,8 @@ def accuracy(model: nn.Module, test: ImageSet, batch_size: int = 500) -> float:
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=test.images.device)
     for start in range(0, len(test), batch_size):
-        logits = model(test.images[start:start + batch_size])
-        correct += (logits.argmax(1) == test.labels[start:start + batch_size]).sum()
+        logits = model(test.images[start : start + batch_size])
+        correct += (logits.argmax(1) == test.labels[start : start + batch_size]).sum()
     return 100.0 * int(correct) / len(test)
 
 
@@ -168,8 +198,10 @@ def check_set(images, labels, test: ImageSet) -> None:
     if len(images) == 0:
         raise ValueError("the set is empty: nothing to train on")
     if tuple(images.shape[1:]) != tuple(test.images.shape[1:]):
-        raise ValueError(f"images are {tuple(images.shape[1:])} (C×H×W) but the {test.name} test images are "
-                         f"{tuple(test.images.shape[1:])}")
+        raise ValueError(
+            f"images are {tuple(images.shape[1:])} (C×H×W) but the {test.name} test images are "
+            f"{tuple(test.images.shape[1:])}"
+        )
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point (normalised pixels), got dtype {images.dtype}")
     K = test.num_classes
@@ -178,8 +210,9 @@ def check_set(images, labels, test: ImageSet) -> None:
             raise ValueError(f"soft labels must be N×K = {(len(images), K)}, got {tuple(labels.shape)}")
         return
     if labels.dim() != 1 or len(labels) != len(images):
-        raise ValueError(f"labels must be 1-D with one class per image ({len(images)}), got shape "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be 1-D with one class per image ({len(images)}), got shape {tuple(labels.shape)}"
+        )
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
     low, high = int(labels.min()), int(labels.max())
@@ -187,10 +220,21 @@ def check_set(images, labels, test: ImageSet) -> None:
         raise ValueError(f"labels must lie in 0..{K - 1} for {test.name}, got values in {low}..{high}")
 
 
-def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, protocol: Protocol | str = "plain",
-             model: str = "convnet", model_kwargs: dict | None = None, num_models: int = 5,
-             epochs: int | None = None, lr: float | None = None, seed: int = 0,
-             device: str | torch.device | None = None, on_batch: BatchHook | None = None) -> EvalResult:
+def evaluate(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test: ImageSet,
+    *,
+    protocol: Protocol | str = "plain",
+    model: str = "convnet",
+    model_kwargs: dict | None = None,
+    num_models: int = 5,
+    epochs: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    on_batch: BatchHook | None = None,
+) -> EvalResult:
     """Train ``num_models`` fresh ``model``s on (images, labels) under ``protocol``; test each on ``test``.
 
     ``protocol``: a ``Protocol`` or a name (``protocol.PROTOCOL_NAMES``); ``epochs`` overrides its epochs (the
@@ -212,16 +256,31 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, prot
         net = make_model(model, test.info, 2 * s, device, **model_kwargs)
         gen = make_generator(2 * s + 1, device)
         t0 = time.perf_counter()
-        train(net, images, labels, generator=gen, lr=lr, protocol=proto, augment=augment,
-              on_batch=on_batch, desc=f"{model} {i + 1}/{num_models}")
+        train(
+            net,
+            images,
+            labels,
+            generator=gen,
+            lr=lr,
+            protocol=proto,
+            augment=augment,
+            on_batch=on_batch,
+            desc=f"{model} {i + 1}/{num_models}",
+        )
         _sync(device)
         t1 = time.perf_counter()
         accs.append(accuracy(net, test, proto.test_batch_size))
         t2 = time.perf_counter()
         train_s.append(t1 - t0)
         test_s.append(t2 - t1)
-    settings = {"protocol": proto.as_dict(), "lr": proto.lr if lr is None else lr, "model_kwargs": model_kwargs,
-                "seed": seed, "device": str(device), "test_images": len(test)}
+    settings = {
+        "protocol": proto.as_dict(),
+        "lr": proto.lr if lr is None else lr,
+        "model_kwargs": model_kwargs,
+        "seed": seed,
+        "device": str(device),
+        "test_images": len(test),
+    }
     return EvalResult(accs, train_s, test_s, model, proto.epochs, len(images), settings)
 
 
@@ -233,9 +292,18 @@ def evaluate_set(syn: SyntheticSet, test: ImageSet, **kwargs) -> EvalResult:
     return evaluate(syn.images, syn.labels, test, **kwargs)
 
 
-def train_full(train_set: ImageSet, test: ImageSet, *, epochs: int, model: str = "convnet",
-               model_kwargs: dict | None = None, seed: int = 0, device: str | torch.device | None = None,
-               protocol: Protocol | str = "plain", on_batch: BatchHook | None = None) -> tuple[nn.Module, EvalResult]:
+def train_full(
+    train_set: ImageSet,
+    test: ImageSet,
+    *,
+    epochs: int,
+    model: str = "convnet",
+    model_kwargs: dict | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    protocol: Protocol | str = "plain",
+    on_batch: BatchHook | None = None,
+) -> tuple[nn.Module, EvalResult]:
     """Full-data baseline: one network trained on the whole ``train_set`` for ``epochs`` with ``protocol``.
 
     Returns the trained network (reused e.g. as a feature extractor for herding) and its result.
@@ -246,15 +314,35 @@ def train_full(train_set: ImageSet, test: ImageSet, *, epochs: int, model: str =
     gen = make_generator(2 * model_seed(seed, 0) + 1, device)
     tr = train_set.to(device)
     t0 = time.perf_counter()
-    train(net, tr.images, tr.labels, generator=gen, protocol=proto, augment=proto.augmenter(), on_batch=on_batch,
-          desc=f"{model} full data")
+    train(
+        net,
+        tr.images,
+        tr.labels,
+        generator=gen,
+        protocol=proto,
+        augment=proto.augmenter(),
+        on_batch=on_batch,
+        desc=f"{model} full data",
+    )
     _sync(device)
     t1 = time.perf_counter()
     acc = accuracy(net, test.to(device), proto.test_batch_size)
     t2 = time.perf_counter()
-    result = EvalResult([acc], [t1 - t0], [t2 - t1], model, proto.epochs, len(train_set),
-                        {"protocol": proto.as_dict(), "seed": seed, "device": str(device),
-                         "model_kwargs": dict(model_kwargs or {}), "test_images": len(test)})
+    result = EvalResult(
+        [acc],
+        [t1 - t0],
+        [t2 - t1],
+        model,
+        proto.epochs,
+        len(train_set),
+        {
+            "protocol": proto.as_dict(),
+            "seed": seed,
+            "device": str(device),
+            "model_kwargs": dict(model_kwargs or {}),
+            "test_images": len(test),
+        },
+    )
     return net, result
 
 

@@ -19,9 +19,17 @@ def to_pixels(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     return (images.detach() * std_t + mean_t).clamp(0, 1).cpu()
 
 
-def show_grid(images: torch.Tensor, labels: torch.Tensor, *, class_names: Sequence[str] | None = None,
-              mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,), max_per_class: int = 10,
-              title: str | None = None, cell: float = 0.9) -> Figure:
+def show_grid(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    class_names: Sequence[str] | None = None,
+    mean: Sequence[float] = (0.0,),
+    std: Sequence[float] = (1.0,),
+    max_per_class: int = 10,
+    title: str | None = None,
+    cell: float = 0.9,
+) -> Figure:
     """One row per class, up to ``max_per_class`` images each, class names on the left."""
     pixels = to_pixels(images, mean, std)
     labels = labels.detach().cpu()
@@ -49,8 +57,14 @@ def show_grid(images: torch.Tensor, labels: torch.Tensor, *, class_names: Sequen
     return fig
 
 
-def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str = "step",
-                ylabel: str = "", title: str | None = None, logy: bool = False) -> Figure:
+def plot_curves(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str = "step",
+    ylabel: str = "",
+    title: str | None = None,
+    logy: bool = False,
+) -> Figure:
     """Line plot of named (x, y) curves."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, (x, y) in curves.items():
@@ -60,8 +74,12 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
     return _finish(fig, ax, xlabel, ylabel, title)
 
 
-def plot_accuracy_vs_ipc(table: Mapping[str, Mapping[int, tuple[float, float]]], *, title: str | None = None,
-                         reference: Mapping[str, float] | None = None) -> Figure:
+def plot_accuracy_vs_ipc(
+    table: Mapping[str, Mapping[int, tuple[float, float]]],
+    *,
+    title: str | None = None,
+    reference: Mapping[str, float] | None = None,
+) -> Figure:
     """Accuracy (mean ± std) against images per class, one line per method; optional horizontal references."""
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for method, by_ipc in table.items():

@@ -24,8 +24,10 @@ def mnist_root(tmp_path_factory, shared_data_dir) -> Path:
     """A temporary data root holding copies of the shared MNIST / Fashion-MNIST .gz files."""
     src = shared_data_dir
     if not (src / "MNIST" / "raw").is_dir():
-        pytest.skip(f"shared MNIST files not found at {src} (expected {src}/MNIST/raw/*.gz; "
-                    "set COURSE_SHARED_DATA to point elsewhere)")
+        pytest.skip(
+            f"shared MNIST files not found at {src} (expected {src}/MNIST/raw/*.gz; "
+            "set COURSE_SHARED_DATA to point elsewhere)"
+        )
     root = tmp_path_factory.mktemp("data_root")
     data.copy_shared_data(src, root)
     return root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -36,12 +37,21 @@ def images(shape, seed: int = 123, requires_grad: bool = False) -> torch.Tensor:
 # Parameters, strategies, errors
 # ---------------------------------------------------------------------------------------------
 
+
 def test_params_defaults_are_reference_values():
     p = DSAParams()
-    assert (p.flip_p, p.scale, p.rotate, p.crop, p.cutout, p.brightness, p.saturation, p.contrast) == \
-        (0.5, 1.2, 15.0, 0.125, 0.5, 1.0, 2.0, 0.5)
-    with pytest.raises(Exception):
-        p.scale = 2.0  # frozen
+    assert (p.flip_p, p.scale, p.rotate, p.crop, p.cutout, p.brightness, p.saturation, p.contrast) == (
+        0.5,
+        1.2,
+        15.0,
+        0.125,
+        0.5,
+        1.0,
+        2.0,
+        0.5,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.scale = 2.0
     with pytest.raises(ValueError, match="flip_p"):
         DSAParams(flip_p=1.5)
     with pytest.raises(ValueError, match="scale"):
@@ -92,6 +102,7 @@ def test_identity_strategy():
 # Every op: shape/dtype, gradients, determinism mode
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", SHAPES, ids=["1x28x28", "3x32x32"])
 @pytest.mark.parametrize("op", OPS)
 def test_each_op_shape_dtype_and_gradient(op, shape):
@@ -138,6 +149,7 @@ def test_deterministic_algorithms_mode(op):
 # ---------------------------------------------------------------------------------------------
 # Randomness: generator only, reproducible, siamese
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["single", "all"])
 def test_same_seed_same_output_and_global_rng_untouched(mode):
@@ -215,17 +227,24 @@ def test_per_image_parameters_differ_and_broadcast_sample():
 # Geometry: the gather warp and the integer ops
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(5, 3, 32, 32), (3, 1, 28, 28), (2, 2, 7, 11)])
 def test_affine_warp_matches_grid_sample(shape):
     g = gen(4)
     x = torch.rand(shape, generator=g)
     theta = torch.eye(2, 3).expand(shape[0], 2, 3) + 0.3 * torch.randn(shape[0], 2, 3, generator=g)
-    ref = F.grid_sample(x, F.affine_grid(theta, list(shape), align_corners=True),
-                        mode="bilinear", padding_mode="zeros", align_corners=True)
+    ref = F.grid_sample(
+        x,
+        F.affine_grid(theta, list(shape), align_corners=True),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
     assert torch.allclose(affine_warp(x, theta), ref, atol=1e-5, rtol=0)
     # one theta shared by the whole batch
-    ref1 = F.grid_sample(x, F.affine_grid(theta[:1].expand_as(theta), list(shape), align_corners=True),
-                         align_corners=True)
+    ref1 = F.grid_sample(
+        x, F.affine_grid(theta[:1].expand_as(theta), list(shape), align_corners=True), align_corners=True
+    )
     assert torch.allclose(affine_warp(x, theta[:1]), ref1, atol=1e-5, rtol=0)
 
 
@@ -236,7 +255,9 @@ def test_affine_warp_gradient_matches_grid_sample():
     theta = torch.eye(2, 3).expand(3, 2, 3) + 0.2 * torch.randn(3, 2, 3, generator=g)
     w = torch.rand(3, 2, 16, 16, generator=g)
     (affine_warp(x1, theta) * w).sum().backward()
-    (F.grid_sample(x2, F.affine_grid(theta, [3, 2, 16, 16], align_corners=True), align_corners=True) * w).sum().backward()
+    (
+        F.grid_sample(x2, F.affine_grid(theta, [3, 2, 16, 16], align_corners=True), align_corners=True) * w
+    ).sum().backward()
     assert torch.allclose(x1.grad, x2.grad, atol=1e-5, rtol=0)
 
 
@@ -304,22 +325,26 @@ def test_color_matches_sequential_formulas(channels):
     x = images((6, channels, 8, 8))
     s = DSA("color").sample(6, gen(4))
     b, sat, con = (t.view(-1, 1, 1, 1) for t in (s.brightness, s.saturation, s.contrast))
-    y = x + b                                                   # brightness
+    y = x + b  # brightness
     m = y.mean(1, keepdim=True)
-    y = (y - m) * sat + m                                       # saturation
+    y = (y - m) * sat + m  # saturation
     m = y.mean((1, 2, 3), keepdim=True)
-    y = (y - m) * con + m                                       # contrast
+    y = (y - m) * con + m  # contrast
     assert torch.allclose(DSA("color").apply(x, s), y, atol=1e-5, rtol=0)
 
 
 def test_color_formulas():
     x = images((2, 3, 8, 8))
-    s = AugSample(n=2, ops=("color",), brightness=torch.tensor([0.1, -0.2]),
-                  saturation=torch.tensor([1.0, 1.0]), contrast=torch.tensor([1.0, 1.0]))
+    s = AugSample(
+        n=2,
+        ops=("color",),
+        brightness=torch.tensor([0.1, -0.2]),
+        saturation=torch.tensor([1.0, 1.0]),
+        contrast=torch.tensor([1.0, 1.0]),
+    )
     y = DSA("color").apply(x, s)
     assert torch.allclose(y, x + torch.tensor([0.1, -0.2]).view(2, 1, 1, 1), atol=1e-6)
-    s = AugSample(n=1, ops=("color",), brightness=torch.zeros(1), saturation=torch.zeros(1),
-                  contrast=torch.zeros(1))
+    s = AugSample(n=1, ops=("color",), brightness=torch.zeros(1), saturation=torch.zeros(1), contrast=torch.zeros(1))
     y = DSA("color").apply(x, s)  # saturation 0 -> grey; contrast 0 -> image mean
     assert torch.allclose(y, x.mean((1, 2, 3), keepdim=True).expand_as(x), atol=1e-6)
 
@@ -352,3 +377,71 @@ def test_cuda_deterministic_forward_backward():
         assert DSA(FULL)(x, gen()).device.type == "cuda"
     finally:
         torch.use_deterministic_algorithms(was)
+
+
+# ----------------------------------------------------------------------------------------------
+# DCAugment: the DC paper's evaluation augmentation (one op per image)
+# ----------------------------------------------------------------------------------------------
+from course_utils.augment import DCAugment  # noqa: E402
+
+
+def _reference_scale(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The DC reference's ``scalefun`` for one image and given sizes (nearest resize, centred on a zero canvas)."""
+    C, H, W = img.shape
+    tmp = torch.nn.functional.interpolate(img[None], [h, w])[0]
+    mhw = max(h, w, H, W)
+    canvas = torch.zeros(C, mhw, mhw)
+    r, c = (mhw - h) // 2, (mhw - w) // 2
+    canvas[:, r : r + h, c : c + w] = tmp
+    r, c = (mhw - H) // 2, (mhw - W) // 2
+    return canvas[:, r : r + H, c : c + W]
+
+
+def test_dc_scale_equals_the_reference_construction():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 2, 28, 28, generator=g)
+    aug = DCAugment("scale")
+    u = torch.rand(16, 2, generator=g)
+    out = aug._scale(x, u)
+    sizes = torch.floor((0.8 + 0.4 * u.double()) * 28).long()
+    for i in range(16):
+        expected = _reference_scale(x[i], int(sizes[i, 0]), int(sizes[i, 1]))
+        assert torch.equal(out[i], expected), i
+
+
+def test_dc_crop_shifts_by_at_most_crop_pixels_and_fills_with_the_channel_mean():
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = 1.0
+    out = DCAugment("crop")(x, torch.Generator().manual_seed(1))
+    mean = x.mean()
+    assert torch.isclose(out, mean).any(), "the pad is the batch's channel mean, not zero"
+    for img in out:
+        rows = torch.nonzero((img[0] == 1.0).any(1)).flatten()
+        shift = int(rows[0]) - 10
+        assert -3 <= shift <= 4  # a window at offset r in {0..7} of the 4-pixel pad moves content by 4 - r
+
+
+def test_dc_rotate_keeps_the_centre_and_fills_corners_with_the_mean():
+    x = torch.randn(32, 1, 29, 29, generator=torch.Generator().manual_seed(2))
+    out = DCAugment("rotate")(x, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out[:, :, 14, 14], x[:, :, 14, 14], atol=1e-5, rtol=1e-5)  # centre pixel stays
+    assert not torch.equal(out, x)
+
+
+def test_dc_augment_is_one_op_per_image_deterministic_and_validated():
+    x = torch.randn(200, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    aug = DCAugment()
+    a = aug(x, torch.Generator().manual_seed(5))
+    b = aug(x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.shape == x.shape
+    g = torch.Generator().manual_seed(5)
+    choice = torch.randint(3, (200,), generator=g)
+    assert set(choice.tolist()) == {0, 1, 2}  # the three ops all occur
+    state = torch.get_rng_state()
+    aug(x, torch.Generator().manual_seed(6))
+    assert torch.equal(state, torch.get_rng_state())
+    assert DCAugment("none")(x, g) is x
+    with pytest.raises(ValueError, match="unknown DC augmentation op.*'flip'"):
+        DCAugment("crop_flip")
+    with pytest.raises(ValueError, match="crop must be an integer >= 1"):
+        DCAugment(crop=0)

@@ -26,8 +26,9 @@ def _linear_problem():
 
 
 def _outer(model, images, targets, real_x, real_y, rho, groups):
-    loss, _ = bilevel.unrolled_loss(model, images, targets, F.softplus(rho), groups, real_x, real_y,
-                                    inner_loss=F.mse_loss, outer_loss=F.mse_loss)
+    loss, _ = bilevel.unrolled_loss(
+        model, images, targets, F.softplus(rho), groups, real_x, real_y, inner_loss=F.mse_loss, outer_loss=F.mse_loss
+    )
     return loss
 
 
@@ -36,7 +37,7 @@ def test_unroll_matches_hand_written_sgd_on_linear_regression():
     w = model.weight.detach().t().clone()
     for t, eta in enumerate(F.softplus(rho)):
         x, y = images[groups[t % 2]], targets[groups[t % 2]]
-        w = w - eta * (2 / len(x)) * x.t() @ (x @ w - y)       # ∇_w mean((xw − y)²)
+        w = w - eta * (2 / len(x)) * x.t() @ (x @ w - y)  # ∇_w mean((xw − y)²)
     expected = ((real_x @ w - real_y) ** 2).mean()
     assert torch.allclose(_outer(model, images, targets, real_x, real_y, rho, groups), expected, rtol=1e-12)
 
@@ -45,8 +46,7 @@ def test_unrolled_hypergradient_of_a_tiny_linear_model_matches_finite_difference
     model, images, targets, real_x, real_y, rho, groups = _linear_problem()
     images.requires_grad_(True)
     rho.requires_grad_(True)
-    grad_x, grad_rho = torch.autograd.grad(_outer(model, images, targets, real_x, real_y, rho, groups),
-                                           (images, rho))
+    grad_x, grad_rho = torch.autograd.grad(_outer(model, images, targets, real_x, real_y, rho, groups), (images, rho))
     h = 1e-6
     base = {"images": images.detach(), "rho": rho.detach()}
     for name, grad in (("images", grad_x), ("rho", grad_rho)):
@@ -86,12 +86,22 @@ def test_step_groups_cycle_through_the_set_class_by_class():
 
 def test_step_sizes_stay_positive_even_when_pushed_down(blob_set):
     for eta in (1e-4, 0.02, 3.0):
-        assert math.isclose(F.softplus(torch.tensor(bilevel.softplus_inverse(eta), dtype=torch.float64)).item(),
-                            eta, rel_tol=1e-9)
+        assert math.isclose(
+            F.softplus(torch.tensor(bilevel.softplus_inverse(eta), dtype=torch.float64)).item(), eta, rel_tol=1e-9
+        )
     train = blob_set(4)
     # a huge Adam step on ρ drives some ρ_t far negative; softplus keeps every η_t > 0
-    syn = methods.distill("dd", train, 1, generator=torch.Generator().manual_seed(0), model=_fixed(train), steps=3,
-                          step_lr=20.0, batch_size=16, distill_epochs=2)
+    syn = methods.distill(
+        "dd",
+        train,
+        1,
+        generator=torch.Generator().manual_seed(0),
+        model=_fixed(train),
+        steps=3,
+        step_lr=20.0,
+        batch_size=16,
+        distill_epochs=2,
+    )
     assert len(syn.meta["step_sizes"]) == 2 and all(s > 0 for s in syn.meta["step_sizes"])
     assert syn.lr is None  # a schedule, not a learning rate for the protocol
 
@@ -147,8 +157,16 @@ def test_errors_name_the_bad_value(blob_set):
 def test_divergence_names_the_step_and_the_cause(blob_set):
     train = blob_set(2)
     with pytest.raises(FloatingPointError, match=r"dd diverged at step 1/5.*step sizes grew too large") as err:
-        methods.distill("dd", train, 1, generator=torch.Generator().manual_seed(0), model=_fixed(train), steps=5,
-                        lr_init=1e30, batch_size=8)
+        methods.distill(
+            "dd",
+            train,
+            1,
+            generator=torch.Generator().manual_seed(0),
+            model=_fixed(train),
+            steps=5,
+            lr_init=1e30,
+            batch_size=8,
+        )
     assert err.value.step == 1 and torch.isfinite(err.value.synthetic.images).all()  # the set before the bad step
 
 
@@ -175,15 +193,22 @@ def test_replaying_the_schedule_reproduces_the_unroll(blob_set):
     with torch.no_grad():
         replayed = F.cross_entropy(net(train.images), train.labels)
     assert torch.allclose(unrolled, replayed, rtol=1e-5)
-    res = bilevel.evaluate_schedule(syn.images, syn.labels, train, step_sizes=syn.meta["step_sizes"],
-                                    distill_steps=syn.meta["groups"], fixed_init=syn.meta["fixed_init"])
+    res = bilevel.evaluate_schedule(
+        syn.images,
+        syn.labels,
+        train,
+        step_sizes=syn.meta["step_sizes"],
+        distill_steps=syn.meta["groups"],
+        fixed_init=syn.meta["fixed_init"],
+    )
     assert len(res.accuracies) == 1 and res.epochs == 4 and res.settings["fixed_init"]
 
 
 def test_unroll_cost_grows_linearly_with_T(blob_set):
     train = blob_set(3)
-    costs = bilevel.measure_unroll_cost(train, [1, 2, 3, 5], generator=torch.Generator().manual_seed(0),
-                                        batch_size=8, repeats=1)
+    costs = bilevel.measure_unroll_cost(
+        train, [1, 2, 3, 5], generator=torch.Generator().manual_seed(0), batch_size=8, repeats=1
+    )
     saved = [c.saved_bytes for c in costs]
     per_step = saved[1] - saved[0]
     assert per_step > 0 and all(c.seconds > 0 and c.peak_cuda_bytes is None for c in costs)

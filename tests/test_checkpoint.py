@@ -19,8 +19,11 @@ def test_round_trip_and_absent_file(tmp_path):
 def test_another_runs_checkpoint_is_refused_naming_every_difference(tmp_path):
     path = tmp_path / "run.pt"
     checkpoint.save(path, {"ipc": 1, "hparams": {"lr": 0.1, "init": "real"}, "seed": 3}, {"step": 7})
-    with pytest.raises(checkpoint.CheckpointError, match=r"another run \(hparams.lr: saved 0.1, asked 0.2; seed: "
-                                                         r"saved 3, asked None\).*delete") as err:
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"another run \(hparams.lr: saved 0.1, asked 0.2; seed: "
+        r"saved 3, asked None\).*delete",
+    ) as err:
         checkpoint.load(path, {"ipc": 1, "hparams": {"lr": 0.2, "init": "real"}})
     assert isinstance(err.value, ValueError) and str(path) in str(err.value)
 

@@ -9,22 +9,25 @@ def test_quick_profile_defaults_and_overrides():
     cfg = config.resolve("quick")
     assert cfg.profile == "quick" and cfg.model_width == 32 and cfg.ipcs == (1, 10, 50)
     cfg = config.resolve("quick", eval_epochs=7, model_width=None, ipcs=[1, 2])
-    assert cfg.eval_epochs == 7          # explicit value overrides the profile
-    assert cfg.model_width == 32         # None keeps the profile's value
+    assert cfg.eval_epochs == 7  # explicit value overrides the profile
+    assert cfg.model_width == 32  # None keeps the profile's value
     assert cfg.ipcs == (1, 2)
     assert config.resolve("standard").model_width == 128
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"profile": "fast"}, ["fast", "quick", "standard", "full"]),
-    ({"dataset": "mnsit"}, ["mnsit", "fashion_mnist", "cifar10"]),
-    ({"model": "convnett"}, ["convnett", "lenet", "resnet18"]),
-    ({"ipcs": [1, 0]}, ["ipc", "0"]),
-    ({"ipc": 0}, ["ipc", "0"]),
-    ({"eval_epochs": -3}, ["eval_epochs", "-3"]),
-    ({"seed": -1}, ["seed", "-1"]),
-    ({"device": "tpu"}, ["tpu", "cpu", "cuda"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"profile": "fast"}, ["fast", "quick", "standard", "full"]),
+        ({"dataset": "mnsit"}, ["mnsit", "fashion_mnist", "cifar10"]),
+        ({"model": "convnett"}, ["convnett", "lenet", "resnet18"]),
+        ({"ipcs": [1, 0]}, ["ipc", "0"]),
+        ({"ipc": 0}, ["ipc", "0"]),
+        ({"eval_epochs": -3}, ["eval_epochs", "-3"]),
+        ({"seed": -1}, ["seed", "-1"]),
+        ({"device": "tpu"}, ["tpu", "cpu", "cuda"]),
+    ],
+)
 def test_bad_values_name_the_value_and_the_valid_ones(kwargs, words):
     profile = kwargs.pop("profile", "quick")
     with pytest.raises(ValueError) as err:
@@ -35,14 +38,14 @@ def test_bad_values_name_the_value_and_the_valid_ones(kwargs, words):
 
 def test_settings_attribute_error_lists_known_names():
     with pytest.raises(AttributeError, match="eval_epochs"):
-        config.resolve("quick").no_such_setting
+        _ = config.resolve("quick").no_such_setting
 
 
 PARAMETERS_CELL = 'profile: str = "quick"  # quick | standard | full\nseed: int = 0  # the seed\n'
 
 
 def test_unknown_injected_parameter_is_an_error():
-    history = ["", "import x", PARAMETERS_CELL, "# Parameters\nprofile = \"standard\"\nsede = 3\n", "check"]
+    history = ["", "import x", PARAMETERS_CELL, '# Parameters\nprofile = "standard"\nsede = 3\n', "check"]
     with pytest.raises(ValueError) as err:
         config.check_notebook_parameters({"In": history})
     assert "'sede'" in str(err.value) and "profile, seed" in str(err.value)
@@ -51,8 +54,8 @@ def test_unknown_injected_parameter_is_an_error():
 def test_known_injected_parameters_pass_and_plain_runs_are_not_checked():
     history = ["", PARAMETERS_CELL, "# Parameters\nseed = 3\n"]
     assert config.check_notebook_parameters({"In": history}) == ["profile", "seed"]
-    assert config.check_notebook_parameters({"In": ["", PARAMETERS_CELL]}) == []   # no papermill
-    assert config.check_notebook_parameters({}) == []                              # no IPython
+    assert config.check_notebook_parameters({"In": ["", PARAMETERS_CELL]}) == []  # no papermill
+    assert config.check_notebook_parameters({}) == []  # no IPython
 
 
 def test_notebook_entries_merge_over_the_shared_profile():

@@ -152,6 +152,87 @@ def test_copy_shared_data_skips_existing_files(mnist_root, shared_data_dir):
     assert data.copy_shared_data(shared_data_dir, mnist_root) == []
 
 
+def _copy_mnist(shared_data_dir, root):
+    data.copy_shared_data(shared_data_dir, root)
+    return root / "MNIST" / "raw"
+
+
+def test_copy_compares_checksums_not_sizes(tmp_path, shared_data_dir):
+    raw = _copy_mnist(shared_data_dir, tmp_path)
+    target = raw / "t10k-labels-idx1-ubyte.gz"
+    blob = bytearray(target.read_bytes())
+    blob[100] ^= 0xFF  # a same-size corrupt copy used to be kept
+    target.write_bytes(bytes(blob))
+    written = data.copy_shared_data(shared_data_dir, tmp_path)
+    assert written == [target] and target.read_bytes() == (shared_data_dir / "MNIST" / "raw" / target.name).read_bytes()
+
+
+def test_corrupt_source_is_refused_naming_it(tmp_path, shared_data_dir):
+    src = tmp_path / "src"
+    _copy_mnist(shared_data_dir, src)
+    bad = src / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=f"{bad}: md5 mismatch.*not copied"):
+        data.copy_shared_data(src, tmp_path / "root")
+
+
+def test_corrupt_gz_names_the_file_and_the_fix(tmp_path, shared_data_dir):
+    raw = _copy_mnist(shared_data_dir, tmp_path)
+    bad = raw / "t10k-images-idx3-ubyte.gz"
+    blob = bytearray(bad.read_bytes())
+    blob[5000] ^= 0x01
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(
+        DatasetNotAvailableError, match=f"{bad} is corrupt: md5 mismatch \\(expected .*Delete it"
+    ) as err:
+        data.load_dataset("mnist", train=False, root=tmp_path, download=False)
+    assert "not found" not in str(err.value)
+
+
+def test_corrupt_extracted_file_is_extracted_again_from_its_verified_archive(tmp_path, shared_data_dir):
+    raw = _copy_mnist(shared_data_dir, tmp_path)
+    first = data.load_dataset("mnist", train=False, root=tmp_path, download=False)
+    data.clear_cache()
+    extracted = raw / "t10k-images-idx3-ubyte"
+    assert extracted.is_file() and (raw / "t10k-images-idx3-ubyte.md5").is_file()
+    blob = bytearray(extracted.read_bytes())
+    blob[-1000:] = bytes(1000)  # same size, last rows of pixels zeroed: torchvision alone would read garbage
+    extracted.write_bytes(bytes(blob))
+    again = data.load_dataset("mnist", train=False, root=tmp_path, download=False)
+    data.clear_cache()
+    assert torch.equal(first.images, again.images)
+    extracted.write_bytes(extracted.read_bytes()[:-5000])  # truncated
+    assert torch.equal(data.load_dataset("mnist", train=False, root=tmp_path, download=False).images, first.images)
+    data.clear_cache()
+
+
+def test_extracted_files_without_archives_are_checked_against_their_record(tmp_path, shared_data_dir):
+    raw = _copy_mnist(shared_data_dir, tmp_path)
+    data.load_dataset("mnist", train=False, root=tmp_path, download=False)
+    data.clear_cache()
+    for gz in raw.glob("*.gz"):
+        gz.unlink()
+    assert len(data.load_dataset("mnist", train=False, root=tmp_path, download=False)) == 10000
+    data.clear_cache()
+    labels = raw / "t10k-labels-idx1-ubyte"
+    blob = bytearray(labels.read_bytes())
+    blob[-1] ^= 0x01
+    labels.write_bytes(bytes(blob))
+    with pytest.raises(DatasetNotAvailableError, match="has changed since it was extracted.*not there"):
+        data.load_dataset("mnist", train=False, root=tmp_path, download=False)
+
+
+def test_labels_out_of_range_are_an_error():
+    with pytest.raises(ValueError, match=r"labels out of range for mnist: \[10, 12\] \(valid: 0..9\)"):
+        ImageSet(torch.zeros(3, 1, 28, 28), torch.tensor([0, 10, 12]), "mnist")
+    with pytest.raises(ValueError, match="labels out of range for mnist: \\[-1\\]"):
+        ImageSet(torch.zeros(2, 1, 28, 28), torch.tensor([-1, 3]), "mnist")
+    with pytest.raises(ValueError, match="integer class indices"):
+        ImageSet(torch.zeros(2, 1, 28, 28), torch.tensor([0.0, 1.0]), "mnist")
+    with pytest.raises(TypeError, match="must be torch tensors, got ndarray"):
+        ImageSet(np.zeros((2, 1, 28, 28), dtype=np.float32), torch.tensor([0, 1]), "mnist")
+
+
 def test_cli_copies_and_reports(tmp_path, capsys, mnist_root):
     assert data.main(["--copy-from", str(mnist_root), "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -199,6 +280,33 @@ def test_sample_balanced_on_mnist(mnist):
     other = train.sample_balanced(n, torch.Generator().manual_seed(1))
     assert torch.equal(idx, same)
     assert not torch.equal(idx, other)
+
+
+def test_sample_per_class_draws_every_class_at_once():
+    ds = _toy_set([5, 3, 7, 4, 4, 6, 5, 8, 3, 5])
+    g = torch.Generator().manual_seed(0)
+    idx = ds.sample_per_class(3, g)
+    assert idx.shape == (10, 3) and (ds.labels[idx] == torch.arange(10).view(10, 1)).all()
+    assert all(len(set(row.tolist())) == 3 for row in idx)  # without replacement within a class
+    with_rep = ds.sample_per_class(9, g, replacement=True)  # more than any class holds
+    assert (ds.labels[with_rep] == torch.arange(10).view(10, 1)).all()
+    assert torch.equal(ds.sample_per_class(3, torch.Generator().manual_seed(0)), idx)
+    with pytest.raises(ValueError, match="class 1 has 3"):
+        ds.sample_per_class(4, g)
+    # every example can be drawn: over many draws each index of the smallest class shows up
+    seen = set(ds.sample_per_class(3, g).flatten().tolist())
+    for _ in range(30):
+        seen |= set(ds.sample_per_class(3, g).flatten().tolist())
+    assert seen >= set(ds.indices_by_class[1].tolist())
+
+
+def test_fingerprint_tells_data_apart():
+    a, b = _toy_set([2] * 10), _toy_set([2] * 10)
+    assert a.fingerprint() == b.fingerprint() and len(a.fingerprint()) == 32
+    c = ImageSet(a.images.clone(), a.labels.clone(), "fashion_mnist")
+    assert c.fingerprint() != a.fingerprint()
+    d = ImageSet(a.images + 1e-3, a.labels, "mnist")
+    assert d.fingerprint() != a.fingerprint()
 
 
 def test_balanced_subset_and_subset():

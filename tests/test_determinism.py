@@ -7,11 +7,22 @@ from course_utils.methods import forgetting
 
 
 def _pipeline(train, test, seed):
-    cfg = {"model": "convnet", "model_width": 8, "eval_models": 2, "eval_epochs": 2, "eval_protocol": "dsa",
-           "seed": seed, "device": "cpu", "profile": "test", "dataset": "mnist", "random_draws": 2}
+    cfg = {
+        "model": "convnet",
+        "model_width": 8,
+        "eval_models": 2,
+        "eval_epochs": 2,
+        "eval_protocol": "dsa",
+        "seed": seed,
+        "device": "cpu",
+        "profile": "test",
+        "dataset": "mnist",
+        "random_draws": 2,
+    }
     g = repro.seed_everything(seed)
-    stats = forgetting.compute_statistics(train, generator=g, epochs=1, pool_per_class=20,
-                                          model=networks.FreshInit("convnet", width=8))
+    stats = forgetting.compute_statistics(
+        train, generator=g, epochs=1, pool_per_class=20, model=networks.FreshInit("convnet", width=8)
+    )
     out = []
     for method, kwargs in (("random", {}), ("herding", {"pool_per_class": 30}), ("forgetting", {"statistics": stats})):
         run = experiment.run_method(method, train, test, 2, cfg=cfg, experiment="determinism", save=False, **kwargs)
@@ -33,8 +44,18 @@ def test_a_run_does_not_depend_on_the_runs_before_it(mnist):
     whether or not other runs came first in the notebook."""
     train, test = mnist
     test = test.balanced_subset(10, torch.Generator().manual_seed(0))
-    cfg = {"model": "convnet", "model_width": 8, "eval_models": 1, "eval_epochs": 1, "eval_protocol": "plain",
-           "seed": 0, "device": "cpu", "profile": "test", "dataset": "mnist", "random_draws": 3}
+    cfg = {
+        "model": "convnet",
+        "model_width": 8,
+        "eval_models": 1,
+        "eval_epochs": 1,
+        "eval_protocol": "plain",
+        "seed": 0,
+        "device": "cpu",
+        "profile": "test",
+        "dataset": "mnist",
+        "random_draws": 3,
+    }
     alone = experiment.run_method("random", train, test, 1, cfg=cfg, experiment="x", save=False)
     experiment.run_method("herding", train, test, 1, cfg=cfg, experiment="x", save=False, pool_per_class=5)
     after = experiment.run_method("random", train, test, 1, cfg=cfg, experiment="x", save=False)

@@ -32,6 +32,7 @@ def class_batch(k=3, n=4, seed=0, requires_grad=False):
 # distances
 # ----------------------------------------------------------------------------------------------
 
+
 def test_ours_distance_by_hand():
     # a "conv" gradient (2 output channels, 1×2×1 kernel), a linear one (1×2) and a bias
     a = [torch.tensor([[[[1.0], [0.0]]], [[[1.0], [1.0]]]]), torch.tensor([[3.0, 4.0]]), torch.tensor([1.0, 2.0])]
@@ -84,6 +85,7 @@ def test_distance_errors_name_the_bad_value():
 # per-class gradients: batched == loop == by hand
 # ----------------------------------------------------------------------------------------------
 
+
 def test_matched_parameters_skip_1d_for_ours():
     net = net_for()
     ours = matching.matched_parameter_names(net, "ours")
@@ -115,9 +117,8 @@ def test_matching_loss_and_image_gradient_same_for_both_implementations(distance
     syn, sy = class_batch(n=2, seed=2, requires_grad=True)
     out = {}
     for impl in matching.IMPLEMENTATIONS:
-        loss, per_class = matching.matching_loss(net, real, ry, syn, sy, distance=distance,
-                                                 implementation=impl)
-        grad, = torch.autograd.grad(loss, syn)
+        loss, per_class = matching.matching_loss(net, real, ry, syn, sy, distance=distance, implementation=impl)
+        (grad,) = torch.autograd.grad(loss, syn)
         out[impl] = (loss, per_class, grad)
         assert per_class.shape == (3,) and torch.isclose(per_class.sum(), loss)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -148,6 +149,7 @@ def test_batchnorm_is_frozen_from_a_real_batch_and_matching_is_exact():
 # DSA
 # ----------------------------------------------------------------------------------------------
 
+
 def test_siamese_per_class_equals_per_class_transforms():
     dsa = DSA("color_crop_cutout_flip_scale_rotate")
     real, _ = class_batch(k=6, n=3, seed=3)
@@ -172,13 +174,14 @@ def test_gradient_reaches_the_images_through_dsa():
         r, s = dsa.siamese_per_class(real, syn, torch.Generator().manual_seed(1))
         assert not torch.equal(s, syn)
         loss, _ = matching.matching_loss(net, r, ry, s, sy)
-        grad, = torch.autograd.grad(loss, syn)
+        (grad,) = torch.autograd.grad(loss, syn)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0, strategy
 
 
 # ----------------------------------------------------------------------------------------------
 # distill: interface, balance, determinism, checkpoints, errors
 # ----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["dc", "dsa"])
 def test_distill_is_balanced_deterministic_and_leaves_global_rng_alone(name, blob_set):
@@ -201,8 +204,10 @@ def test_distill_is_balanced_deterministic_and_leaves_global_rng_alone(name, blo
 def test_batched_and_loop_runs_agree(name, blob_set):
     train = blob_set(8)
     kw = dict(SMALL, steps=1)
-    runs = {impl: methods.distill(name, train, 2, generator=torch.Generator().manual_seed(0), implementation=impl, **kw)
-            for impl in ("loop", "batched")}
+    runs = {
+        impl: methods.distill(name, train, 2, generator=torch.Generator().manual_seed(0), implementation=impl, **kw)
+        for impl in ("loop", "batched")
+    }
     torch.testing.assert_close(runs["loop"].images, runs["batched"].images, rtol=1e-4, atol=1e-5)
     assert runs["loop"].meta["history"]["loss"] == pytest.approx(runs["batched"].meta["history"]["loss"], rel=1e-4)
 
@@ -210,8 +215,16 @@ def test_batched_and_loop_runs_agree(name, blob_set):
 def test_noise_init_and_callback(blob_set):
     train = blob_set(8)
     seen = []
-    syn = dc.distill(train, 1, generator=torch.Generator().manual_seed(0), init="noise", steps=3, batch_real=4,
-                     model=networks.FreshInit("convnet", width=8), callback=lambda e: seen.append((e.step, e.loss)))
+    syn = dc.distill(
+        train,
+        1,
+        generator=torch.Generator().manual_seed(0),
+        init="noise",
+        steps=3,
+        batch_real=4,
+        model=networks.FreshInit("convnet", width=8),
+        callback=lambda e: seen.append((e.step, e.loss)),
+    )
     assert [s for s, _ in seen] == [1, 2, 3] and all(math.isfinite(v) for _, v in seen)
     assert syn.meta["outer_loop"] == 1 and syn.meta["inner_loop"] == 1
     assert syn.images.abs().max() > 2  # Gaussian noise, not normalised digits' blobs
@@ -220,7 +233,9 @@ def test_noise_init_and_callback(blob_set):
 def test_loop_schedule():
     assert dc.loop_schedule(1) == (1, 1) and dc.loop_schedule(10) == (10, 50) and dc.loop_schedule(50) == (50, 10)
     assert dc.loop_schedule(7, 3, 4) == (3, 4) and dc.loop_schedule(10, inner_loop=5) == (10, 5)
-    with pytest.raises(ValueError, match="ipc=7 has no outer/inner loop schedule; scheduled ipcs: 1, 10, 20, 30, 40, 50"):
+    with pytest.raises(
+        ValueError, match="ipc=7 has no outer/inner loop schedule; scheduled ipcs: 1, 10, 20, 30, 40, 50"
+    ):
         dc.loop_schedule(7)
 
 

@@ -24,7 +24,7 @@ def test_loss_matches_the_kernel_formula_computed_by_hand():
     F_S, Y_S = torch.randn(4, 7, generator=g, dtype=f64), torch.randn(4, 3, generator=g, dtype=f64)
     F_t, Y_t = torch.randn(9, 7, generator=g, dtype=f64), torch.randn(9, 3, generator=g, dtype=f64)
     reg = 1e-2
-    K_SS, K_tS = F_S @ F_S.T, F_t @ F_S.T                                   # K(x, x') = φ(x)·φ(x')
+    K_SS, K_tS = F_S @ F_S.T, F_t @ F_S.T  # K(x, x') = φ(x)·φ(x')
     lam = reg * torch.trace(K_SS) / 4
     pred = K_tS @ torch.linalg.inv(K_SS + lam * torch.eye(4, dtype=f64)) @ Y_S
     assert torch.allclose(kip.krr_predict(F_S, Y_S, F_t, reg), pred, atol=1e-12)
@@ -47,19 +47,35 @@ def test_balanced_batches_hold_every_class_equally():
 def test_loss_decreases_and_the_set_is_class_balanced(name):
     train = _small_set()
     curve = []
-    syn = kip.distill(train, 2, generator=torch.Generator().manual_seed(0), feature_map=name, steps=40, batch_size=40,
-                      lr=0.01, callback=lambda event: curve.append(event.loss))
+    syn = kip.distill(
+        train,
+        2,
+        generator=torch.Generator().manual_seed(0),
+        feature_map=name,
+        steps=40,
+        batch_size=40,
+        lr=0.01,
+        callback=lambda event: curve.append(event.loss),
+    )
     assert len(curve) == 40 and syn.meta["history"]["loss"] == curve
     assert sum(curve[-5:]) < 0.8 * sum(curve[:5])
-    assert syn.images.shape == (20, 1, 5, 5) and syn.labels.shape == (20, 10)        # learned soft labels
+    assert syn.images.shape == (20, 1, 5, 5) and syn.labels.shape == (20, 10)  # learned soft labels
     assert torch.bincount(torch.tensor(syn.meta["classes"]), minlength=10).tolist() == [2] * 10
     assert syn.meta["feature_map"]["name"] == name and syn.meta["method"] == "kip"
 
 
 def test_same_seed_bit_identical_and_hard_labels_without_label_learning():
     train = _small_set()
-    run = lambda seed: methods.distill("kip", train, 1, generator=torch.Generator().manual_seed(seed),
-                                       steps=5, batch_size=20, learn_labels=False, init="noise")
+    run = lambda seed: methods.distill(
+        "kip",
+        train,
+        1,
+        generator=torch.Generator().manual_seed(seed),
+        steps=5,
+        batch_size=20,
+        learn_labels=False,
+        init="noise",
+    )
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     assert not torch.equal(a.images, c.images)
@@ -69,8 +85,12 @@ def test_same_seed_bit_identical_and_hard_labels_without_label_learning():
 def test_errors_name_the_bad_value_and_divergence_names_the_step():
     train = _small_set()
     g = torch.Generator().manual_seed(0)
-    for bad, message in (({"steps": 0}, "steps must be an integer >= 1"), ({"lr": -1.0}, "lr must be a finite number"),
-                         ({"batch_size": 2.5}, "batch_size must be an integer"), ({"reg": float("nan")}, "reg must be")):
+    for bad, message in (
+        ({"steps": 0}, "steps must be an integer >= 1"),
+        ({"lr": -1.0}, "lr must be a finite number"),
+        ({"batch_size": 2.5}, "batch_size must be an integer"),
+        ({"reg": float("nan")}, "reg must be"),
+    ):
         with pytest.raises(ValueError, match=message):
             kip.distill(train, 1, generator=g, **bad)
     with pytest.raises(ValueError, match="batch_size=5 must be >= the number of classes \\(10\\)"):

@@ -41,8 +41,9 @@ def tiny(mnist):
 
 def _run(name, train, seed=0, ipc=1, **extra):
     hparams, kwargs, _ = SETUP[name]
-    return methods.distill(name, train, ipc, generator=torch.Generator().manual_seed(seed),
-                           **{**hparams, **kwargs, **extra})
+    return methods.distill(
+        name, train, ipc, generator=torch.Generator().manual_seed(seed), **{**hparams, **kwargs, **extra}
+    )
 
 
 def test_every_registered_method_is_under_contract():

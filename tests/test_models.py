@@ -8,8 +8,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.models import (
-    ACTS, MODEL_NAMES, NORMS, POOLS, AlexNet, ConvNet, LeNet, MLP, ResNet18, VGG11,
-    count_parameters, get_model,
+    ACTS,
+    MLP,
+    MODEL_NAMES,
+    NORMS,
+    POOLS,
+    VGG11,
+    AlexNet,
+    ConvNet,
+    LeNet,
+    ResNet18,
+    count_parameters,
+    get_model,
 )
 
 INPUTS = [(1, 28), (3, 32)]  # (channels, image size): MNIST-like and CIFAR-like
@@ -31,8 +41,22 @@ def _seeded(name: str, *args, seed: int = 0, **kw) -> nn.Module:
 # every registered name
 # --------------------------------------------------------------------------------------------------
 def test_model_names_cover_the_brief():
-    expected = {"convnet", "lenet", "alexnet", "vgg11", "resnet18", "mlp", "vgg11_bn", "resnet18_bn",
-                "convnet_bn", "convnet_ln", "convnet_gn", "convnet_nn", "convnet_mp", "convnet_np"}
+    expected = {
+        "convnet",
+        "lenet",
+        "alexnet",
+        "vgg11",
+        "resnet18",
+        "mlp",
+        "vgg11_bn",
+        "resnet18_bn",
+        "convnet_bn",
+        "convnet_ln",
+        "convnet_gn",
+        "convnet_nn",
+        "convnet_mp",
+        "convnet_np",
+    }
     expected |= {f"convnet_d{d}" for d in range(1, 5)} | {f"convnet_w{w}" for w in (32, 64, 128, 256)}
     assert set(MODEL_NAMES) == expected
     assert isinstance(MODEL_NAMES, tuple) and len(MODEL_NAMES) == len(set(MODEL_NAMES))
@@ -103,7 +127,7 @@ def test_overrides_win_over_variant():
 @pytest.mark.parametrize("channels,size", INPUTS)
 def test_convnet_depth_feature_dim(depth, channels, size):
     m = ConvNet(channels, 10, size, width=16, depth=depth)
-    assert m.feature_dim == 16 * (32 // 2 ** depth) ** 2
+    assert m.feature_dim == 16 * (32 // 2**depth) ** 2
     assert m(_batch(channels, size)).shape == (2, 10)
 
 
@@ -119,8 +143,12 @@ def test_convnet_norm_pool(norm, pool):
 
 def test_convnet_norm_layers_are_the_right_kind():
     def norms(norm):
-        return [mod for mod in ConvNet(3, 10, width=16, depth=1, norm=norm).modules()
-                if isinstance(mod, (nn.GroupNorm, nn.BatchNorm2d))]
+        return [
+            mod
+            for mod in ConvNet(3, 10, width=16, depth=1, norm=norm).modules()
+            if isinstance(mod, (nn.GroupNorm, nn.BatchNorm2d))
+        ]
+
     assert norms("none") == []
     (bn,) = norms("batch")
     assert isinstance(bn, nn.BatchNorm2d)
@@ -239,12 +267,15 @@ def test_unknown_name_lists_valid_names():
     assert all(n in msg for n in MODEL_NAMES)
 
 
-@pytest.mark.parametrize("kw,bad,valid", [
-    ({"norm": "foo"}, "foo", NORMS),
-    ({"pool": "median"}, "median", POOLS),
-    ({"act": "x"}, "'x'", ACTS),
-    ({"depth": 7}, "7", ("1", "2", "3", "4")),
-])
+@pytest.mark.parametrize(
+    "kw,bad,valid",
+    [
+        ({"norm": "foo"}, "foo", NORMS),
+        ({"pool": "median"}, "median", POOLS),
+        ({"act": "x"}, "'x'", ACTS),
+        ({"depth": 7}, "7", ("1", "2", "3", "4")),
+    ],
+)
 def test_bad_option_value_names_value_and_valid_ones(kw, bad, valid):
     with pytest.raises(ValueError) as e:
         get_model("convnet", 3, 10, **kw)

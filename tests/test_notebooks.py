@@ -46,8 +46,13 @@ def test_notebook_structure(path):
 
 def _papermill(args, tmp_path, timeout):
     env = dict(os.environ, COURSE_OUTPUT_DIR=str(tmp_path / "output"), CI="true", TQDM_DISABLE="1")
-    return subprocess.run([sys.executable, "-m", "papermill", "--cwd", str(ROOT / "notebooks"), *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "papermill", "--cwd", str(ROOT / "notebooks"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -64,8 +69,11 @@ def test_papermill_sees_exactly_the_declared_parameters(path):
 
 def test_undeclared_parameter_fails_instead_of_warning(tmp_path):
     out = tmp_path / "out.ipynb"
-    proc = _papermill([str(NB00), str(out), "-f", str(ROOT / "profiles" / "quick.yaml"), "-p", "eval_epoch", "3"],
-                      tmp_path, timeout=300)
+    proc = _papermill(
+        [str(NB00), str(out), "-f", str(ROOT / "profiles" / "quick.yaml"), "-p", "eval_epoch", "3"],
+        tmp_path,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "unknown parameter(s) 'eval_epoch'" in proc.stdout + proc.stderr
     assert not (tmp_path / "output").exists(), "nothing may run after the check cell fails"
@@ -81,8 +89,9 @@ def test_runner_rejects_undeclared_parameter_before_running():
 @pytest.mark.slow
 def test_papermill_runs_notebook_00_with_a_profile_file(tmp_path):
     out = tmp_path / "00.ipynb"
-    proc = _papermill([str(NB00), str(out), "-f", str(ROOT / "profiles" / "quick.yaml"), "-y", "ipcs: [1, 10]"],
-                      tmp_path, timeout=600)
+    proc = _papermill(
+        [str(NB00), str(out), "-f", str(ROOT / "profiles" / "quick.yaml"), "-y", "ipcs: [1, 10]"], tmp_path, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     executed = json.loads(out.read_text())
     assert executed["metadata"]["papermill"]["parameters"] == {"profile": "quick", "ipcs": [1, 10]}
@@ -97,8 +106,9 @@ def _tiny_notebook(folder: Path, name: str, body: str) -> Path:
 
     book = nbformat.v4.new_notebook()
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('profile: str = "quick"  # profile\nseed: int = 0  # seed\n'
-                                       'ipcs: list = None  # images per class')
+    params = nbformat.v4.new_code_cell(
+        'profile: str = "quick"  # profile\nseed: int = 0  # seed\nipcs: list = None  # images per class'
+    )
     params.metadata["tags"] = ["parameters"]
     book.cells = [params, nbformat.v4.new_code_cell(body)]
     folder.mkdir(exist_ok=True)
@@ -112,11 +122,16 @@ def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkey
     notebook is reported with its error and the others still run; an unreadable record is named and skipped."""
     folder = tmp_path / "notebooks"
     _tiny_notebook(folder, "98_fails", "raise ValueError('ipc=7 has no schedule')")
-    _tiny_notebook(folder, "99_tiny", (
-        "from course_utils import results\n"
-        "assert ipcs == [10], ipcs\n"
-        "results.save_record(results.make_record('99_tiny', method='m', dataset='mnist', params={'ipc': ipcs[0]},\n"
-        "    seed=seed, device='cpu', metrics=results.metrics([12.5]), protocol='plain (1 epochs, none)'))"))
+    _tiny_notebook(
+        folder,
+        "99_tiny",
+        (
+            "from course_utils import results\n"
+            "assert ipcs == [10], ipcs\n"
+            "results.save_record(results.make_record('99_tiny', method='m', dataset='mnist', params={'ipc': ipcs[0]},\n"
+            "    seed=seed, device='cpu', metrics=results.metrics([12.5]), protocol='plain (1 epochs, none)'))"
+        ),
+    )
     monkeypatch.setattr(notebook_runner, "NOTEBOOK_DIR", folder)
     monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path / "output"))
     junk = tmp_path / "output" / "results" / "old" / "junk.json"

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pins(lines):
-    return dict(m.groups() for m in (re.match(r"^\s*-?\s*([A-Za-z0-9_.-]+)==(\S+)\s*$", l) for l in lines) if m)
+    return dict(m.groups() for m in (re.match(r"^\s*-?\s*([A-Za-z0-9_.-]+)==(\S+)\s*$", line) for line in lines) if m)
 
 
 def test_environment_yml_has_the_same_pins_as_requirements():

@@ -30,7 +30,7 @@ def test_spearman_with_ties_by_hand():
     x, y = [1, 2, 2, 3], [10, 20, 30, 40]
     rx, ry = [1, 2.5, 2.5, 4], [1, 2, 3, 4]
     mx, my = 2.5, 2.5
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))         # 2.25 + 0 + 0 + 2.25 = 4.5
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))  # 2.25 + 0 + 0 + 2.25 = 4.5
     var = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)  # 4.5, 5
     assert ranking.spearman(x, y) == pytest.approx(cov / math.sqrt(var[0] * var[1]))
     assert ranking.spearman(x, y) == pytest.approx(4.5 / math.sqrt(22.5))

@@ -11,10 +11,17 @@ from course_utils.synthetic import SyntheticSet
 
 
 def _record(seed=0, ipc=10, **params):
-    return results.make_record("00_test", method="random", dataset="mnist",
-                               params={"ipc": ipc, "model": "convnet", **params}, seed=seed, device="cpu",
-                               metrics=results.metrics([91.0, 92.0]), protocol="plain (50 epochs, none)",
-                               timings={"evaluate": 1.25})
+    return results.make_record(
+        "00_test",
+        method="random",
+        dataset="mnist",
+        params={"ipc": ipc, "model": "convnet", **params},
+        seed=seed,
+        device="cpu",
+        metrics=results.metrics([91.0, 92.0]),
+        protocol="plain (50 epochs, none)",
+        timings={"evaluate": 1.25},
+    )
 
 
 def test_record_carries_parameters_seed_device_protocol_and_versions():
@@ -30,8 +37,9 @@ def test_record_carries_parameters_seed_device_protocol_and_versions():
 def test_one_schema_for_every_record():
     assert results.metrics([80.0]) == {"mean": 80.0, "std": None, "accuracies": [80.0]}  # no spread from one value
     with pytest.raises(ValueError, match="metrics need mean, std and accuracies; missing \\['std', 'accuracies'\\]"):
-        results.make_record("x", method="kip", dataset="mnist", params={}, seed=0, device="cpu",
-                            metrics={"mean": 90.0}, protocol="krr")
+        results.make_record(
+            "x", method="kip", dataset="mnist", params={}, seed=0, device="cpu", metrics={"mean": 90.0}, protocol="krr"
+        )
     with pytest.raises(ValueError, match="at least one accuracy"):
         results.metrics([])
 
@@ -53,8 +61,10 @@ def test_unreadable_files_are_named_and_skipped(tmp_path):
     assert sorted(p.name for p, _ in skipped) == ["broken.json", "other.json"]
     with pytest.warns(UserWarning) as warned:
         results.load_records(tmp_path)
-    assert sorted(str(w.message).split()[1].rsplit("/", 1)[1].rstrip(",") for w in warned) == ["broken.json",
-                                                                                               "other.json"]
+    assert sorted(str(w.message).split()[1].rsplit("/", 1)[1].rstrip(",") for w in warned) == [
+        "broken.json",
+        "other.json",
+    ]
 
 
 def test_save_and_load_round_trip_leaves_no_temporary_files(tmp_path):
@@ -71,10 +81,19 @@ def test_output_dir_follows_environment(monkeypatch, tmp_path):
 
 
 def test_markdown_table():
-    single = results.make_record("x", method="kip", dataset="mnist", params={"ipc": 1}, seed=0, device="cpu",
-                                 metrics=results.metrics([93.7]), protocol="krr predictor")
-    table = results.markdown_table([_record(), single], ["method", "params.ipc", "metrics.mean", "metrics.std",
-                                                         "missing.key"])
+    single = results.make_record(
+        "x",
+        method="kip",
+        dataset="mnist",
+        params={"ipc": 1},
+        seed=0,
+        device="cpu",
+        metrics=results.metrics([93.7]),
+        protocol="krr predictor",
+    )
+    table = results.markdown_table(
+        [_record(), single], ["method", "params.ipc", "metrics.mean", "metrics.std", "missing.key"]
+    )
     assert table.splitlines()[2] == "| random | 10 | 91.50 | 0.50 |  |"
     assert table.splitlines()[3] == "| kip | 1 | 93.70 | – |  |"
 
@@ -94,8 +113,9 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_synthetic_set_save_load(tmp_path):
-    syn = SyntheticSet(torch.randn(6, 1, 28, 28), torch.tensor([0, 0, 1, 1, 2, 2]), lr=0.02,
-                       meta={"method": "dc", "num_classes": 3})
+    syn = SyntheticSet(
+        torch.randn(6, 1, 28, 28), torch.tensor([0, 0, 1, 1, 2, 2]), lr=0.02, meta={"method": "dc", "num_classes": 3}
+    )
     path = syn.save(tmp_path / "sets" / "dc.pt")
     back = SyntheticSet.load(path)
     assert torch.equal(back.images, syn.images) and torch.equal(back.labels, syn.labels)

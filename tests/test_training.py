@@ -30,8 +30,9 @@ def test_training_learns_a_separable_set(blob_set):
 
 def test_same_seed_bit_identical_different_seed_differs(blob_set):
     train, test = blob_set(5), blob_set(10, seed=1)
-    run = lambda seed: training.evaluate(train.images, train.labels, test, model_kwargs=SMALL, num_models=2,
-                                         epochs=2, seed=seed, protocol="dsa")
+    run = lambda seed: training.evaluate(
+        train.images, train.labels, test, model_kwargs=SMALL, num_models=2, epochs=2, seed=seed, protocol="dsa"
+    )
     a, b, c = run(0), run(0), run(1)
     assert a.accuracies == b.accuracies
     assert a.accuracies != c.accuracies or a.train_seconds != c.train_seconds

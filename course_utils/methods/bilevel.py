@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from .. import loop, networks, validate
 from ..data import ImageSet
 from ..hparams import LoopConfig, parse
-from ..repro import derive_seed, resolve_device
+from ..repro import resolve_device
 from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
 from ..training import EvalResult, accuracy, model_seed
 
@@ -79,10 +79,16 @@ except ImportError:  # pragma: no cover - exercised only when higher is missing
     higher = None
 
 __all__ = [
-    "Config", "distill", "unrolled_loss", "step_groups", "softplus_inverse",
-    "train_with_schedule", "evaluate_schedule", "measure_unroll_cost", "UnrollCost",
+    "Config",
+    "distill",
+    "unrolled_loss",
+    "step_groups",
+    "softplus_inverse",
+    "train_with_schedule",
+    "evaluate_schedule",
+    "measure_unroll_cost",
+    "UnrollCost",
 ]
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,7 +101,9 @@ def softplus_inverse(eta: float) -> float:
     return eta + math.log(-math.expm1(-eta))  # = log(e^η − 1), stable for small and large η
 
 
-def step_groups(num_classes: int, ipc: int, distill_steps: int, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+def step_groups(
+    num_classes: int, ipc: int, distill_steps: int, device: str | torch.device = "cpu"
+) -> list[torch.Tensor]:
     """Positions of the images each inner step uses, for a set ordered class by class (``ipc`` per class).
 
     Group ``s`` holds, for every class c, the ``ipc // distill_steps`` images at per-class slots
@@ -109,10 +117,18 @@ def step_groups(num_classes: int, ipc: int, distill_steps: int, device: str | to
     return [(classes + s * m + torch.arange(m, device=device)).flatten() for s in range(distill_steps)]
 
 
-def unrolled_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step_sizes: torch.Tensor,
-                  groups: Sequence[torch.Tensor], real_x: torch.Tensor, real_y: torch.Tensor, *,
-                  inner_loss: Callable = F.cross_entropy, outer_loss: Callable = F.cross_entropy
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def unrolled_loss(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    step_sizes: torch.Tensor,
+    groups: Sequence[torch.Tensor],
+    real_x: torch.Tensor,
+    real_y: torch.Tensor,
+    *,
+    inner_loss: Callable = F.cross_entropy,
+    outer_loss: Callable = F.cross_entropy,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Outer loss after ``len(step_sizes)`` differentiable SGD steps from ``model``'s weights θ₀.
 
     .. math::
@@ -174,8 +190,15 @@ class Bilevel(loop.Distiller):
 
     method = "dd"
 
-    def __init__(self, train_set: ImageSet, ipc: int, *, generator: torch.Generator, config: Config,
-                 sampler: networks.NetworkSampler):
+    def __init__(
+        self,
+        train_set: ImageSet,
+        ipc: int,
+        *,
+        generator: torch.Generator,
+        config: Config,
+        sampler: networks.NetworkSampler,
+    ):
         validate.ipc(ipc, train_set)
         self.train_set, self.generator, self.config = train_set, generator, config
         self.device = device = train_set.device
@@ -184,28 +207,43 @@ class Bilevel(loop.Distiller):
         self.distill_steps = ipc if config.distill_steps is None else config.distill_steps
         self.groups = step_groups(K, ipc, self.distill_steps, device)  # checks that distill_steps divides ipc
         self.T = self.distill_steps * config.distill_epochs
-        self.divergence_hint = (f"the step sizes grew too large for the synthetic images (lower step_lr="
-                                f"{config.step_lr} or lr_init={config.lr_init}) or image_lr={config.image_lr} is "
-                                "too high")
+        self.divergence_hint = (
+            f"the step sizes grew too large for the synthetic images (lower step_lr="
+            f"{config.step_lr} or lr_init={config.lr_init}) or image_lr={config.image_lr} is "
+            "too high"
+        )
         self.labels = class_labels(K, ipc, device)
         self.images = initial_images(train_set, ipc, config.image_init, generator).requires_grad_(True)
         self.rho = torch.full((self.T,), softplus_inverse(config.lr_init), device=device, requires_grad=True)
         self.opt_images = torch.optim.Adam([self.images], lr=config.image_lr, betas=(0.5, 0.999))
         self.opt_rho = torch.optim.Adam([self.rho], lr=config.step_lr, betas=(0.5, 0.999))
-        self.schedulers = ([torch.optim.lr_scheduler.StepLR(o, config.decay_every, config.decay_factor)
-                            for o in (self.opt_images, self.opt_rho)] if config.decay_every else [])
+        self.schedulers = (
+            [
+                torch.optim.lr_scheduler.StepLR(o, config.decay_every, config.decay_factor)
+                for o in (self.opt_images, self.opt_rho)
+            ]
+            if config.decay_every
+            else []
+        )
 
     def step(self, k: int) -> tuple[float, dict[str, float]]:
         net = self.sampler.sample(self.generator)
         n_real = len(self.train_set)
-        idx = torch.randint(n_real, (self.config.batch_size,), generator=self.generator,
-                            device=self.generator.device).to(self.device)
-        loss, inner = unrolled_loss(net, self.images, self.labels, F.softplus(self.rho), self.groups,
-                                    self.train_set.images[idx], self.train_set.labels[idx])
+        idx = torch.randint(
+            n_real, (self.config.batch_size,), generator=self.generator, device=self.generator.device
+        ).to(self.device)
+        loss, inner = unrolled_loss(
+            net,
+            self.images,
+            self.labels,
+            F.softplus(self.rho),
+            self.groups,
+            self.train_set.images[idx],
+            self.train_set.labels[idx],
+        )
         bad = torch.nonzero(~torch.isfinite(inner)).flatten()
         if len(bad):
-            raise loop.NonFiniteError(f"the inner loss at inner step {int(bad[0]) + 1}/{self.T}",
-                                      float(inner[bad[0]]))
+            raise loop.NonFiniteError(f"the inner loss at inner step {int(bad[0]) + 1}/{self.T}", float(inner[bad[0]]))
         self.opt_images.zero_grad(set_to_none=True)
         self.opt_rho.zero_grad(set_to_none=True)
         loss.backward()
@@ -217,9 +255,13 @@ class Bilevel(loop.Distiller):
         return value, {"inner_loss": float(inner[-1])}
 
     def state_dict(self) -> dict:
-        return {"images": self.images.detach().cpu(), "rho": self.rho.detach().cpu(),
-                "opt_images": self.opt_images.state_dict(), "opt_rho": self.opt_rho.state_dict(),
-                "schedulers": [s.state_dict() for s in self.schedulers]}
+        return {
+            "images": self.images.detach().cpu(),
+            "rho": self.rho.detach().cpu(),
+            "opt_images": self.opt_images.state_dict(),
+            "opt_rho": self.opt_rho.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         with torch.no_grad():
@@ -235,15 +277,26 @@ class Bilevel(loop.Distiller):
 
     def synthetic_set(self) -> SyntheticSet:
         fixed = isinstance(self.sampler, networks.FixedInit)
-        meta = {"init": "fixed" if fixed else "random", "step_sizes": F.softplus(self.rho.detach()).tolist(),
-                "groups": self.distill_steps, "T": self.T}
+        meta = {
+            "init": "fixed" if fixed else "random",
+            "step_sizes": F.softplus(self.rho.detach()).tolist(),
+            "groups": self.distill_steps,
+            "T": self.T,
+        }
         if fixed:
             meta["fixed_init"] = self.sampler.state_dict()
         return SyntheticSet(self.images.detach().clone(), self.labels.clone(), None, meta)
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
-            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
+def distill(
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    model: Any = None,
+    callback: Callable[[loop.StepEvent], None] | None = None,
+    **hparams: Any,
+) -> SyntheticSet:
     r"""Learn ``ipc`` images per class and T step sizes by backpropagating the real loss through T SGD steps.
 
     Each of ``steps`` outer iterations: θ₀ from the sampler (fixed, or fresh), a real batch of ``batch_size``
@@ -272,15 +325,28 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
     def build() -> Bilevel:
         return Bilevel(train_set, ipc, generator=generator, config=config, sampler=sampler)
 
-    return loop.run("dd", build, train_set=train_set, ipc=ipc, generator=generator, config=config,
-                    spec={"model": sampler.spec()}, callback=callback)
+    return loop.run(
+        "dd",
+        build,
+        train_set=train_set,
+        ipc=ipc,
+        generator=generator,
+        config=config,
+        spec={"model": sampler.spec()},
+        callback=callback,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # the method's own evaluation: replay the unroll with the learned step sizes
 # --------------------------------------------------------------------------------------------------
-def train_with_schedule(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, step_sizes: Sequence[float],
-                        groups: Sequence[torch.Tensor]) -> list[float]:
+def train_with_schedule(
+    net: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    step_sizes: Sequence[float],
+    groups: Sequence[torch.Tensor],
+) -> list[float]:
     """θ_{t+1} = θ_t − η_t ∇ℓ(x_{g(t)}; θ_t) in place for t = 0..T−1 (plain SGD, no momentum); inner losses."""
     params = [p for p in net.parameters() if p.requires_grad]
     losses = []
@@ -294,16 +360,28 @@ def train_with_schedule(net: nn.Module, images: torch.Tensor, labels: torch.Tens
                 p.sub_(float(eta) * g)
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise FloatingPointError(f"training with the learned schedule diverged at step {t + 1}/{len(step_sizes)}"
-                                     f" (η={float(eta):.4g}): loss {value}")
+            raise FloatingPointError(
+                f"training with the learned schedule diverged at step {t + 1}/{len(step_sizes)}"
+                f" (η={float(eta):.4g}): loss {value}"
+            )
         losses.append(value)
     return losses
 
 
-def evaluate_schedule(images: torch.Tensor, labels: torch.Tensor, test: ImageSet, *, step_sizes: Sequence[float],
-                      distill_steps: int = 1, model: str | networks.FreshInit = "lenet", fixed_init: dict | None = None,
-                      num_models: int = 10, seed: int = 0, device: str | torch.device | None = None,
-                      weight_init: str = "xavier") -> EvalResult:
+def evaluate_schedule(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test: ImageSet,
+    *,
+    step_sizes: Sequence[float],
+    distill_steps: int = 1,
+    model: str | networks.FreshInit = "lenet",
+    fixed_init: dict | None = None,
+    num_models: int = 10,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    weight_init: str = "xavier",
+) -> EvalResult:
     """DD's evaluation: train with the T learned step sizes on the groups in order, then test.
 
     With ``fixed_init`` (a state dict) every model starts from it (the fixed-init variant: ``num_models`` is then
@@ -335,9 +413,22 @@ def evaluate_schedule(images: torch.Tensor, labels: torch.Tensor, test: ImageSet
         test_s.append(time.perf_counter() - t1)
         train_s.append(t1 - t0)
     label = f"dd learned schedule ({len(step_sizes)} plain SGD steps)"
-    return EvalResult(accs, train_s, test_s, name, len(step_sizes), len(images),
-                      {"protocol": {"name": "dd_schedule", "label": label}, "fixed_init": fixed_init is not None,
-                       "seed": seed, "distill_steps": distill_steps, "device": str(device), "test_images": len(test)})
+    return EvalResult(
+        accs,
+        train_s,
+        test_s,
+        name,
+        len(step_sizes),
+        len(images),
+        {
+            "protocol": {"name": "dd_schedule", "label": label},
+            "fixed_init": fixed_init is not None,
+            "seed": seed,
+            "distill_steps": distill_steps,
+            "device": str(device),
+            "test_images": len(test),
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,14 +439,21 @@ class UnrollCost:
     """One outer step with ``T`` unrolled inner steps."""
 
     T: int
-    saved_bytes: int            # bytes autograd keeps for the backward pass (unique storages), exact
+    saved_bytes: int  # bytes autograd keeps for the backward pass (unique storages), exact
     peak_cuda_bytes: int | None  # torch.cuda.max_memory_allocated growth during the step (CUDA only)
-    seconds: float              # median wall time of forward unroll + backward
+    seconds: float  # median wall time of forward unroll + backward
 
 
-def measure_unroll_cost(train_set: ImageSet, unroll_lengths: Sequence[int], *, generator: torch.Generator,
-                        model: str | nn.Module = "lenet", images_per_step: int = 10, batch_size: int = 256,
-                        repeats: int = 3) -> list[UnrollCost]:
+def measure_unroll_cost(
+    train_set: ImageSet,
+    unroll_lengths: Sequence[int],
+    *,
+    generator: torch.Generator,
+    model: str | nn.Module = "lenet",
+    images_per_step: int = 10,
+    batch_size: int = 256,
+    repeats: int = 3,
+) -> list[UnrollCost]:
     """Memory and time of one outer step of ``distill`` for every T in ``unroll_lengths``.
 
     Memory: every tensor autograd saves for backward passes through a ``saved_tensors_hooks`` pack hook; the
@@ -369,8 +467,11 @@ def measure_unroll_cost(train_set: ImageSet, unroll_lengths: Sequence[int], *, g
         raise ValueError(f"images_per_step={images_per_step} must be a multiple of the {K} classes")
     ipc = images_per_step // K
     net = networks.as_sampler(model, "lenet", weight_init="xavier").bind(train_set.info, device).sample(generator)
-    images = torch.randn((images_per_step, *train_set.images.shape[1:]), generator=generator,
-                         device=generator.device).to(device).requires_grad_(True)
+    images = (
+        torch.randn((images_per_step, *train_set.images.shape[1:]), generator=generator, device=generator.device)
+        .to(device)
+        .requires_grad_(True)
+    )
     labels = torch.arange(K, device=device).repeat_interleave(ipc)
     groups = step_groups(K, ipc, 1, device)
     idx = torch.randint(len(train_set), (batch_size,), generator=generator, device=generator.device).to(device)
@@ -380,13 +481,13 @@ def measure_unroll_cost(train_set: ImageSet, unroll_lengths: Sequence[int], *, g
         validate.positive_int("T (unroll length)", T)
         rho = torch.full((T,), softplus_inverse(0.02), device=device, requires_grad=True)
 
-        def one_step() -> None:
+        def one_step(rho: torch.Tensor = rho) -> None:
             loss, _ = unrolled_loss(net, images, labels, F.softplus(rho), groups, real_x, real_y)
             loss.backward()
 
         storages: dict[int, int] = {}
 
-        def pack(t: torch.Tensor) -> torch.Tensor:
+        def pack(t: torch.Tensor, storages: dict[int, int] = storages) -> torch.Tensor:
             storage = t.untyped_storage()
             storages[storage.data_ptr()] = storage.nbytes()
             return t

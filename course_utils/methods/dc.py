@@ -29,7 +29,8 @@ one pass (``"batched"``: one forward, ``torch.func.vmap`` over classes). ``"auto
 the per-class loop's many small kernels and autograd calls leave the device idle, and the loop on CPU, where the
 passes cost the same however they are grouped and the vectorised backward's grouped kernels are slower
 (``benchmarks/bench_gradient_matching.py``: on 2 CPU cores the loop reaches the floor, batched takes 3x as long).
-Both give the same loss values. Only the parameters the distance compares are differentiated (``"ours"``: not the 1-D ones),
+Both give the same loss values. Only the parameters the distance compares are differentiated (``"ours"``: not the
+1-D ones),
 and the second-order backward runs to the images only, never to the network's parameters.
 
 One outer step of the shared loop (``course_utils.loop``) is one outer iteration: the loop owns checkpoints and
@@ -47,7 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import loop, matching, networks, validate
-from ..augment import DSA, DSAParams, MODES, strategy_for
+from ..augment import DSA, MODES, DSAParams
 from ..data import ImageSet
 from ..hparams import LoopConfig, parse
 from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
@@ -64,8 +65,10 @@ def loop_schedule(ipc: int, outer_loop: int | None = None, inner_loop: int | Non
     """``(outer_loop, inner_loop)`` for ``ipc``: the reference's table, or the explicit values."""
     if outer_loop is None or inner_loop is None:
         if ipc not in LOOPS:
-            raise ValueError(f"ipc={ipc} has no outer/inner loop schedule; scheduled ipcs: "
-                             f"{', '.join(map(str, LOOPS))}; pass outer_loop= and inner_loop= for other values")
+            raise ValueError(
+                f"ipc={ipc} has no outer/inner loop schedule; scheduled ipcs: "
+                f"{', '.join(map(str, LOOPS))}; pass outer_loop= and inner_loop= for other values"
+            )
         default_outer, default_inner = LOOPS[ipc]
         outer_loop = default_outer if outer_loop is None else outer_loop
         inner_loop = default_inner if inner_loop is None else inner_loop
@@ -129,11 +132,21 @@ class GradientMatching(loop.Distiller):
     optimiser. Real batches come from ``ImageSet.sample_per_class`` (all classes in one draw).
     """
 
-    divergence_hint = ("the image learning rate lr_img is too high, or the network's inner-loop training diverged "
-                       "(lr_net)")
+    divergence_hint = (
+        "the image learning rate lr_img is too high, or the network's inner-loop training diverged (lr_net)"
+    )
 
-    def __init__(self, train_set: ImageSet, ipc: int, *, generator: torch.Generator, config: Config,
-                 sampler: networks.NetworkSampler, dsa: DSA | None = None, method: str = "dc"):
+    def __init__(
+        self,
+        train_set: ImageSet,
+        ipc: int,
+        *,
+        generator: torch.Generator,
+        config: Config,
+        sampler: networks.NetworkSampler,
+        dsa: DSA | None = None,
+        method: str = "dc",
+    ):
         check_ipc(ipc, train_set)
         self.method = method
         self.train_set, self.ipc, self.generator, self.config = train_set, ipc, generator, config
@@ -168,9 +181,16 @@ class GradientMatching(loop.Distiller):
         syn = self.images.view(K, ipc, *self.images.shape[1:])
         if self.dsa is not None:
             real, syn = self.dsa.siamese_per_class(real, syn, self.generator)
-        loss, per_class = matching.matching_loss(net, real, self.real_labels, syn, self.syn_labels,
-                                                 distance=self.config.distance, implementation=self.implementation)
-        grad, = torch.autograd.grad(loss, self.images)
+        loss, per_class = matching.matching_loss(
+            net,
+            real,
+            self.real_labels,
+            syn,
+            self.syn_labels,
+            distance=self.config.distance,
+            implementation=self.implementation,
+        )
+        (grad,) = torch.autograd.grad(loss, self.images)
         self.optimizer.zero_grad(set_to_none=True)
         self.images.grad = grad
         return loss.detach(), per_class.detach()
@@ -188,7 +208,7 @@ class GradientMatching(loop.Distiller):
         for _ in range(epochs):
             order = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
             for start in range(0, n, bs):
-                idx = order[start:start + bs]
+                idx = order[start : start + bs]
                 xb = x[idx] if self.dsa is None else self.dsa(x[idx], self.generator)
                 loss = F.cross_entropy(net(xb), y[idx])
                 opt.zero_grad(set_to_none=True)
@@ -228,22 +248,46 @@ class GradientMatching(loop.Distiller):
         return SyntheticSet(self.images.detach().clone(), self.labels.clone(), None, meta)
 
 
-def gradient_matching(method: str, train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any,
-                      callback: Callable[[loop.StepEvent], None] | None, config: Config,
-                      dsa: DSA | None) -> SyntheticSet:
+def gradient_matching(
+    method: str,
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    model: Any,
+    callback: Callable[[loop.StepEvent], None] | None,
+    config: Config,
+    dsa: DSA | None,
+) -> SyntheticSet:
     """The DC / DSA run on the shared loop (``dsa=None``: DC)."""
     sampler = networks.as_sampler(model, "convnet")
 
     def build() -> GradientMatching:
-        return GradientMatching(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa,
-                                method=method)
+        return GradientMatching(
+            train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa, method=method
+        )
 
-    return loop.run(method, build, train_set=train_set, ipc=ipc, generator=generator, config=config,
-                    spec={"model": sampler.spec()}, callback=callback)
+    return loop.run(
+        method,
+        build,
+        train_set=train_set,
+        ipc=ipc,
+        generator=generator,
+        config=config,
+        spec={"model": sampler.spec()},
+        callback=callback,
+    )
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
-            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
+def distill(
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    model: Any = None,
+    callback: Callable[[loop.StepEvent], None] | None = None,
+    **hparams: Any,
+) -> SyntheticSet:
     """DC: learn ``ipc`` images per class by layer-wise gradient matching (no augmentation).
 
     ``model``: a network sampler or what becomes one (``networks.as_sampler``; default a fresh ``"convnet"``
@@ -253,5 +297,6 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
     default is noise; the DSA code uses real): short runs need the head start.
     """
     config = parse("dc", Config, hparams)
-    return gradient_matching("dc", train_set, ipc, generator=generator, model=model, callback=callback,
-                             config=config, dsa=None)
+    return gradient_matching(
+        "dc", train_set, ipc, generator=generator, model=model, callback=callback, config=config, dsa=None
+    )

@@ -31,8 +31,15 @@ __all__ = ["Config", "distill"]
 Config = DSAConfig
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
-            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
+def distill(
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    model: Any = None,
+    callback: Callable[[loop.StepEvent], None] | None = None,
+    **hparams: Any,
+) -> SyntheticSet:
     """DSA: DC (``dc.distill``, the same hyperparameters) with siamese augmentation of real and synthetic batches.
 
     Extra hyperparameters (``dc.DSAConfig``): ``strategy`` (ops joined by "_"; default ``strategy_for(dataset)``,
@@ -43,5 +50,6 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
     if config.strategy is None:
         config = DSAConfig(**{**vars(config), "strategy": strategy_for(train_set.name)})
     augment = DSA(config.strategy, config.dsa_params, mode=config.dsa_mode)
-    return gradient_matching("dsa", train_set, ipc, generator=generator, model=model, callback=callback,
-                             config=config, dsa=augment)
+    return gradient_matching(
+        "dsa", train_set, ipc, generator=generator, model=model, callback=callback, config=config, dsa=augment
+    )

@@ -47,10 +47,10 @@ class ForgettingTracker:
 class ForgettingStatistics:
     """Forgetting scores of the candidate pool (computed once, reused for every ipc)."""
 
-    pool: torch.Tensor        # indices into the training set
-    scores: torch.Tensor      # forgetting events per pool image, +inf if never learned
+    pool: torch.Tensor  # indices into the training set
+    scores: torch.Tensor  # forgetting events per pool image, +inf if never learned
     epochs: int
-    model: dict               # the spec of the network that was trained
+    model: dict  # the spec of the network that was trained
     never_learned: int
 
 
@@ -64,9 +64,15 @@ class Config:
         validate.positive_int("pool_per_class", self.pool_per_class, allow_none=True)
 
 
-def compute_statistics(train_set: ImageSet, *, generator: torch.Generator, model: Any = "convnet",
-                       epochs: int = 10, pool_per_class: int | None = None,
-                       protocol: Protocol = Protocol()) -> ForgettingStatistics:
+def compute_statistics(
+    train_set: ImageSet,
+    *,
+    generator: torch.Generator,
+    model: Any = "convnet",
+    epochs: int = 10,
+    pool_per_class: int | None = None,
+    protocol: Protocol = Protocol(),
+) -> ForgettingStatistics:
     """Train a network from ``model`` (a sampler or a name; ``networks.as_sampler``) on the pool for ``epochs``
     epochs with the protocol's optimiser, counting forgetting events."""
     validate.positive_int("epochs", epochs)
@@ -75,14 +81,29 @@ def compute_statistics(train_set: ImageSet, *, generator: torch.Generator, model
     images, labels = train_set.images[pool], train_set.labels[pool]
     net = sampler.sample(generator)
     tracker = ForgettingTracker(len(pool), images.device)
-    train(net, images, labels, epochs=epochs, generator=generator, protocol=protocol, on_batch=tracker,
-          desc="forgetting statistics")
+    train(
+        net,
+        images,
+        labels,
+        epochs=epochs,
+        generator=generator,
+        protocol=protocol,
+        on_batch=tracker,
+        desc="forgetting statistics",
+    )
     return ForgettingStatistics(pool, tracker.scores(), epochs, sampler.spec(), int((~tracker.learned).sum()))
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
-            callback: Callable[[loop.StepEvent], None] | None = None,
-            statistics: ForgettingStatistics | None = None, **hparams: Any) -> SyntheticSet:
+def distill(
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    model: Any = None,
+    callback: Callable[[loop.StepEvent], None] | None = None,
+    statistics: ForgettingStatistics | None = None,
+    **hparams: Any,
+) -> SyntheticSet:
     """Keep the ``ipc`` most-forgotten images of every class.
 
     ``model``: the network that is trained to count events (default a fresh ``"convnet"``); ``statistics``: counts
@@ -94,13 +115,20 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
     def compute() -> SyntheticSet:
         stats = statistics
         if stats is None:
-            stats = compute_statistics(train_set, generator=generator, model=model, epochs=config.epochs,
-                                       pool_per_class=config.pool_per_class)
+            stats = compute_statistics(
+                train_set, generator=generator, model=model, epochs=config.epochs, pool_per_class=config.pool_per_class
+            )
         labels = train_set.labels[stats.pool]
         picks = top_per_class(stats.scores, labels, ipc, train_set.num_classes, generator)
-        return as_synthetic(train_set, stats.pool[picks], statistics_epochs=stats.epochs,
-                            never_learned=stats.never_learned, counting_model=stats.model)
+        return as_synthetic(
+            train_set,
+            stats.pool[picks],
+            statistics_epochs=stats.epochs,
+            never_learned=stats.never_learned,
+            counting_model=stats.model,
+        )
 
     spec = {"model": networks.as_sampler(model, "convnet").spec() if statistics is None else statistics.model}
-    return loop.one_shot("forgetting", compute, train_set=train_set, ipc=ipc, config=config, spec=spec,
-                         callback=callback)
+    return loop.one_shot(
+        "forgetting", compute, train_set=train_set, ipc=ipc, config=config, spec=spec, callback=callback
+    )

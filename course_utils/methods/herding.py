@@ -43,8 +43,9 @@ def embed(images: torch.Tensor, model: nn.Module | None, batch_size: int = 500) 
         return images.flatten(1).float()
     model.eval()
     device = next(model.parameters()).device
-    return torch.cat([model.embed(images[i:i + batch_size].to(device)).float()
-                      for i in range(0, len(images), batch_size)]).to(images.device)
+    return torch.cat(
+        [model.embed(images[i : i + batch_size].to(device)).float() for i in range(0, len(images), batch_size)]
+    ).to(images.device)
 
 
 def herd(features: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: int) -> torch.Tensor:
@@ -66,18 +67,25 @@ def herd(features: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: in
     rows = torch.arange(num_classes, device=labels.device)
     chosen = []
     for k in range(1, ipc + 1):
-        target = k * mu - running                                   # C×d
+        target = k * mu - running  # C×d
         score = sq - 2 * torch.bmm(feats, target.unsqueeze(2)).squeeze(2)
         score = score.masked_fill(taken, float("inf"))
-        pick = score.argmin(1)                                      # C
+        pick = score.argmin(1)  # C
         taken[rows, pick] = True
         running += feats[rows, pick]
         chosen.append(position[rows, pick])
     return torch.stack(chosen, 1).flatten()
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model: Any = None,
-            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
+def distill(
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    model: Any = None,
+    callback: Callable[[loop.StepEvent], None] | None = None,
+    **hparams: Any,
+) -> SyntheticSet:
     """Herding coreset of ``ipc`` images per class, chosen among ``pool_per_class`` per class (None = all).
 
     ``model``: the network whose ``embed`` gives the features (``networks.as_sampler``: a trained ``nn.Module`` is
@@ -95,5 +103,4 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, model:
         return as_synthetic(train_set, pool[picks], features="pixels" if net is None else "network")
 
     spec = {"model": None if sampler is None else sampler.spec()}
-    return loop.one_shot("herding", compute, train_set=train_set, ipc=ipc, config=config, spec=spec,
-                         callback=callback)
+    return loop.one_shot("herding", compute, train_set=train_set, ipc=ipc, config=config, spec=spec, callback=callback)

@@ -40,8 +40,8 @@ def krr_predict(F_S: torch.Tensor, Y_S: torch.Tensor, F_t: torch.Tensor, reg: fl
     """K_tS (K_SS + λ̃I)⁻¹ Y_S for support features F_S (m×p), labels Y_S (m×k), target features F_t (b×p)."""
     K = F_S @ F_S.T
     K = K + regulariser(K, reg) * torch.eye(len(K), dtype=K.dtype, device=K.device)
-    alpha = torch.linalg.solve(K, Y_S)                      # m×k
-    return F_t @ (F_S.T @ alpha)                            # b×k, never forming the b×m block
+    alpha = torch.linalg.solve(K, Y_S)  # m×k
+    return F_t @ (F_S.T @ alpha)  # b×k, never forming the b×m block
 
 
 def kip_loss(F_S: torch.Tensor, Y_S: torch.Tensor, F_t: torch.Tensor, Y_t: torch.Tensor, reg: float) -> torch.Tensor:
@@ -49,12 +49,16 @@ def kip_loss(F_S: torch.Tensor, Y_S: torch.Tensor, F_t: torch.Tensor, Y_t: torch
     return (Y_t - krr_predict(F_S, Y_S, F_t, reg)).pow(2).mean()
 
 
-def support_weights(images: torch.Tensor, labels: torch.Tensor, feature_map: feature_maps.FeatureMap,
-                    reg: float, num_classes: int | None = None) -> torch.Tensor:
+def support_weights(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    feature_map: feature_maps.FeatureMap,
+    reg: float,
+    num_classes: int | None = None,
+) -> torch.Tensor:
     """W = Y_S (K_SS + λ̃ I)⁻¹ F_S (k×p, float64): the KRR model of a support set (labels: indices or m×k)."""
     F_S = feature_map(images, torch.float64)
-    Y = labels.to(torch.float64) if labels.ndim == 2 else \
-        ridge.one_hot(labels, num_classes or int(labels.max()) + 1).T
+    Y = labels.to(torch.float64) if labels.ndim == 2 else ridge.one_hot(labels, num_classes or int(labels.max()) + 1).T
     K = F_S @ F_S.T
     return ridge.support_model(F_S, Y.T, float(regulariser(K, reg)))
 
@@ -85,19 +89,30 @@ class Kip(loop.Distiller):
 
     method = "kip"
 
-    def __init__(self, train_set: ImageSet, ipc: int, *, generator: torch.Generator, config: Config,
-                 fmap: feature_maps.FeatureMap):
+    def __init__(
+        self,
+        train_set: ImageSet,
+        ipc: int,
+        *,
+        generator: torch.Generator,
+        config: Config,
+        fmap: feature_maps.FeatureMap,
+    ):
         validate.ipc(ipc, train_set)
         k = train_set.num_classes
         if config.batch_size < k:
-            raise ValueError(f"batch_size={config.batch_size} must be >= the number of classes ({k}) for "
-                             "class-balanced batches")
+            raise ValueError(
+                f"batch_size={config.batch_size} must be >= the number of classes ({k}) for class-balanced batches"
+            )
         self.train_set, self.generator, self.config, self.fmap = train_set, generator, config, fmap
-        self.divergence_hint = (f"lr={config.lr} is probably too high for this feature map, or K_SS + λ̃I became "
-                                f"singular (raise reg={config.reg})")
+        self.divergence_hint = (
+            f"lr={config.lr} is probably too high for this feature map, or K_SS + λ̃I became "
+            f"singular (raise reg={config.reg})"
+        )
         # the targets' features never change: computed once for the whole training set
-        self.F_all = torch.cat([fmap(train_set.images[s:s + 8192], torch.float32)
-                                for s in range(0, len(train_set), 8192)])
+        self.F_all = torch.cat(
+            [fmap(train_set.images[s : s + 8192], torch.float32) for s in range(0, len(train_set), 8192)]
+        )
         self.Y_all = torch.nn.functional.one_hot(train_set.labels, k).float()
         self.per_class = config.batch_size // k
         self.labels0 = class_labels(k, ipc, train_set.device)
@@ -117,7 +132,11 @@ class Kip(loop.Distiller):
         return value, {}
 
     def state_dict(self) -> dict:
-        return {"X_S": self.X_S.detach().cpu(), "Y_S": self.Y_S.detach().cpu(), "optimizer": self.optimizer.state_dict()}
+        return {
+            "X_S": self.X_S.detach().cpu(),
+            "Y_S": self.Y_S.detach().cpu(),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         with torch.no_grad():
@@ -130,12 +149,20 @@ class Kip(loop.Distiller):
 
     def synthetic_set(self) -> SyntheticSet:
         labels = self.Y_S.detach().clone() if self.config.learn_labels else self.labels0.clone()
-        return SyntheticSet(self.X_S.detach().clone(), labels, None,
-                            {"reg": self.config.reg, "classes": self.labels0.tolist()})
+        return SyntheticSet(
+            self.X_S.detach().clone(), labels, None, {"reg": self.config.reg, "classes": self.labels0.tolist()}
+        )
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, feature_map: Any = None,
-            callback: Callable[[loop.StepEvent], None] | None = None, **hparams: Any) -> SyntheticSet:
+def distill(
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    feature_map: Any = None,
+    callback: Callable[[loop.StepEvent], None] | None = None,
+    **hparams: Any,
+) -> SyntheticSet:
     """KIP: minimise 1/(b·k)‖Y_t − K_tS(K_SS + λ̃I)⁻¹Y_S‖² over (X_S, Y_S) with Adam for ``steps`` steps.
 
     ``feature_map``: the kernel's feature map (name, ``FeatureMap`` or spec; None: ``random_network``, drawn from
@@ -150,5 +177,13 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, featur
     def build() -> Kip:
         return Kip(train_set, ipc, generator=generator, config=config, fmap=fmap)
 
-    return loop.run("kip", build, train_set=train_set, ipc=ipc, generator=generator, config=config,
-                    spec={"feature_map": fmap.spec}, callback=callback)
+    return loop.run(
+        "kip",
+        build,
+        train_set=train_set,
+        ipc=ipc,
+        generator=generator,
+        config=config,
+        spec={"feature_map": fmap.spec},
+        callback=callback,
+    )

@@ -9,7 +9,8 @@
 5. X_S = φ⁻¹(φ_S) through the feature map's inverse.
 Then the model trained on (X_S, Y_S) with λ_S, W_S = Y_S(φ(X_S)ᵀφ(X_S) + λ_S I)⁻¹φ(X_S)ᵀ, equals W: the
 distilled set reproduces the full-data model, not just its accuracy. Steps 2-5 are m×p and p×p algebra
-(milliseconds); step 1 (the Gram product, n·p² multiply-adds) is the whole cost. Everything runs in float64 (the check W_S = W needs it);
+(milliseconds); step 1 (the Gram product, n·p² multiply-adds) is the whole cost. Everything runs in float64 (the
+check W_S = W needs it);
 ``distill`` hands back float32 images like every other method, so ``ClosedForm`` keeps the float64 ones.
 """
 
@@ -28,8 +29,17 @@ from ..repro import derive_seed
 from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
 from .selection import check_ipc
 
-__all__ = ["Config", "FullModel", "ClosedForm", "fit_full_model", "construct", "distill", "for_display",
-           "initial_images", "INITS"]
+__all__ = [
+    "Config",
+    "FullModel",
+    "ClosedForm",
+    "fit_full_model",
+    "construct",
+    "distill",
+    "for_display",
+    "initial_images",
+    "INITS",
+]
 
 DEFAULT_FEATURE_MAP = "random_network"
 
@@ -39,9 +49,9 @@ class FullModel:
     """The full-data ridge model W = Y φᵀ(φφᵀ + λI)⁻¹ on ``feature_map``, with how λ was chosen and timings."""
 
     feature_map: feature_maps.FeatureMap
-    W: torch.Tensor                       # k×p, float64
+    W: torch.Tensor  # k×p, float64
     lam: float
-    search: ridge.LambdaSearch | None     # None when λ was given
+    search: ridge.LambdaSearch | None  # None when λ was given
     dataset: str
     num_train: int
     seconds: dict = field(default_factory=dict)
@@ -52,16 +62,24 @@ class FullModel:
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """φ(x) (N×p float64) of ``images``, computed in chunks."""
-        return torch.cat([self.feature_map(images[s:s + 8192], torch.float64) for s in range(0, len(images), 8192)])
+        return torch.cat([self.feature_map(images[s : s + 8192], torch.float64) for s in range(0, len(images), 8192)])
 
     def accuracy(self, test: ImageSet, features: torch.Tensor | None = None) -> float:
-        """Test accuracy (%) of the full-data model (pass ``features`` = ``self.features(test.images)`` to reuse them)."""
+        """Test accuracy (%) of the full-data model (``features``: ``self.features(test.images)``, to reuse them)."""
         F = self.features(test.images) if features is None else features
         return ridge.accuracy(self.W, F, test.labels)
 
 
-def fit_full_model(train_set: ImageSet, feature_map=None, *, generator: torch.Generator, val_fraction: float = 0.05,
-                   lambdas=None, lam: float | None = None, chunk: int = 8192) -> FullModel:
+def fit_full_model(
+    train_set: ImageSet,
+    feature_map=None,
+    *,
+    generator: torch.Generator,
+    val_fraction: float = 0.05,
+    lambdas=None,
+    lam: float | None = None,
+    chunk: int = 8192,
+) -> FullModel:
     """Ridge regression on the whole training set:  W = B (G + λI)⁻¹,  G = φφᵀ,  B = Yφᵀ.
 
     λ: ``lam`` if given, else the best of ``lambdas`` (default ``ridge.lambda_grid``) on a random
@@ -77,7 +95,7 @@ def fit_full_model(train_set: ImageSet, feature_map=None, *, generator: torch.Ge
     if lam is not None and not lam >= 0:
         raise ValueError(f"lam (ridge λ) must be >= 0, got {lam!r}")
     t0 = time.perf_counter()
-    fmap_seed = derive_seed(generator)               # drawn first, whatever ``model`` is, so streams do not shift
+    fmap_seed = derive_seed(generator)  # drawn first, whatever ``model`` is, so streams do not shift
     fmap = feature_maps.resolve(feature_map, train_set.images[0].numel(), fmap_seed, DEFAULT_FEATURE_MAP)
     n, k = len(train_set), train_set.num_classes
     G, B = ridge.sufficient_statistics(train_set.images, train_set.labels, k, fmap, chunk=chunk)
@@ -97,37 +115,51 @@ def fit_full_model(train_set: ImageSet, feature_map=None, *, generator: torch.Ge
     if W.is_cuda:
         torch.cuda.synchronize(W.device)
     t3 = time.perf_counter()
-    return FullModel(fmap, W, float(lam), search, train_set.name, n,
-                     {"features_and_gram": t1 - t0, "select_lambda": t2 - t1, "solve": t3 - t2, "total": t3 - t0})
+    return FullModel(
+        fmap,
+        W,
+        float(lam),
+        search,
+        train_set.name,
+        n,
+        {"features_and_gram": t1 - t0, "select_lambda": t2 - t1, "solve": t3 - t2, "total": t3 - t0},
+    )
 
 
 @dataclass
 class ClosedForm:
     """One closed-form distilled set and its diagnostics (all float64)."""
 
-    images: torch.Tensor          # m×C×H×W recovered X_S
-    labels: torch.Tensor          # m class indices
-    Y_S: torch.Tensor             # k×m one-hot label matrix
-    D: torch.Tensor               # m×p, Y_S D = W
+    images: torch.Tensor  # m×C×H×W recovered X_S
+    labels: torch.Tensor  # m class indices
+    Y_S: torch.Tensor  # k×m one-hot label matrix
+    D: torch.Tensor  # m×p, Y_S D = W
     target_features: torch.Tensor  # m×p, φ_Sᵀ built from D
-    W_S: torch.Tensor             # k×p, the model trained on (images, Y_S) with lam_s
+    W_S: torch.Tensor  # k×p, the model trained on (images, Y_S) with lam_s
     lam_s: float
-    rel_error: float              # ‖W_S − W‖ / ‖W‖
-    recovery_residual: float      # ‖φ(X_S) − φ_S‖ / ‖φ_S‖ (0 up to round-off for a surjective map)
-    out_of_range: float           # fraction of φ_S entries with no pre-image (random Fourier features)
-    lam_s_bound: float            # 1/(4 s_max²) for this D
+    rel_error: float  # ‖W_S − W‖ / ‖W‖
+    recovery_residual: float  # ‖φ(X_S) − φ_S‖ / ‖φ_S‖ (0 up to round-off for a surjective map)
+    out_of_range: float  # fraction of φ_S entries with no pre-image (random Fourier features)
+    lam_s_bound: float  # 1/(4 s_max²) for this D
     seconds: float
 
 
-def construct(full: FullModel, labels: torch.Tensor, *, init_images: torch.Tensor | None = None,
-              lam_s: float = 0.0, allow_inexact: bool = False, image_shape: tuple[int, ...] | None = None) -> ClosedForm:
+def construct(
+    full: FullModel,
+    labels: torch.Tensor,
+    *,
+    init_images: torch.Tensor | None = None,
+    lam_s: float = 0.0,
+    allow_inexact: bool = False,
+    image_shape: tuple[int, ...] | None = None,
+) -> ClosedForm:
     """Distilled images for ``labels`` that reproduce ``full.W`` (steps 3-5 of the module docstring).
 
     ``init_images`` (m×…): X_0 with D_0 = φ(X_0)⁺ (Z = D_0); None: Z = 0. ``lam_s``: λ_S of the distilled
     model (ValueError above 1/(4 s_max²)). ``allow_inexact``: return the least-squares D when no exact one
     exists (m < k). ``image_shape``: C×H×W of the result (default: ``init_images``' or flat).
     """
-    with ridge.single_thread():                      # m×p work only: see ``ridge.single_thread``
+    with ridge.single_thread():  # m×p work only: see ``ridge.single_thread``
         return _construct(full, labels, init_images, lam_s, allow_inexact, image_shape)
 
 
@@ -141,7 +173,7 @@ def _construct(full, labels, init_images, lam_s, allow_inexact, image_shape) -> 
         if len(init_images) != len(labels):
             raise ValueError(f"init_images holds {len(init_images)} images for {len(labels)} labels")
         image_shape = image_shape or tuple(init_images.shape[1:])
-        D0 = torch.linalg.pinv(fmap(init_images.to(W.device), torch.float64).T)     # φ(X_0)⁺, m×p
+        D0 = torch.linalg.pinv(fmap(init_images.to(W.device), torch.float64).T)  # φ(X_0)⁺, m×p
     D = ridge.support_directions(W, Y_S, D0, allow_inexact=allow_inexact)
     bound = ridge.lambda_s_bound(D)
     F_S = ridge.support_features(D, lam_s)
@@ -149,16 +181,31 @@ def _construct(full, labels, init_images, lam_s, allow_inexact, image_shape) -> 
     F_rec = fmap(X)
     W_S = ridge.support_model(F_rec, Y_S, lam_s)
     images = X.view(len(X), *image_shape) if image_shape else X
-    return ClosedForm(images, labels, Y_S, D, F_S, W_S, float(lam_s), ridge.relative_error(W_S, W),
-                      ridge.relative_error(F_rec, F_S), fmap.out_of_range(F_S), bound, time.perf_counter() - t0)
+    return ClosedForm(
+        images,
+        labels,
+        Y_S,
+        D,
+        F_S,
+        W_S,
+        float(lam_s),
+        ridge.relative_error(W_S, W),
+        ridge.relative_error(F_rec, F_S),
+        fmap.out_of_range(F_S),
+        bound,
+        time.perf_counter() - t0,
+    )
 
 
 def _check_same_map(feature_map, fmap: feature_maps.FeatureMap) -> None:
     """``feature_map`` (if given) must name or be the map ``fmap`` that a reused full model was fitted with."""
     if feature_map is None or feature_map is fmap:
         return
-    same = (feature_maps.canonical_name(feature_map) == fmap.name if isinstance(feature_map, str)
-            else isinstance(feature_map, feature_maps.FeatureMap) and feature_map.spec == fmap.spec)
+    same = (
+        feature_maps.canonical_name(feature_map) == fmap.name
+        if isinstance(feature_map, str)
+        else isinstance(feature_map, feature_maps.FeatureMap) and feature_map.spec == fmap.spec
+    )
     if not same:
         raise ValueError(f"feature_map={feature_map!r} differs from full_model's feature map {fmap!r}")
 
@@ -183,9 +230,16 @@ class Config:
             object.__setattr__(self, "lambdas", tuple(float(x) for x in self.lambdas))
 
 
-def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, feature_map: Any = None,
-            callback: Callable[[loop.StepEvent], None] | None = None, full_model: FullModel | None = None,
-            **hparams: Any) -> SyntheticSet:
+def distill(
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generator: torch.Generator,
+    feature_map: Any = None,
+    callback: Callable[[loop.StepEvent], None] | None = None,
+    full_model: FullModel | None = None,
+    **hparams: Any,
+) -> SyntheticSet:
     """``ipc`` images per class whose ridge model equals the full-data one:  W_S = Y_S (φ_Sᵀφ_S + λ_S I)⁻¹φ_Sᵀ = W.
 
     D = Y_S⁺W + (I − Y_S⁺Y_S) φ(X_0)⁺,  φ_S from D (φ_S = D⁺ when λ_S = 0),  X_S = φ⁻¹(φ_S).
@@ -198,30 +252,48 @@ def distill(train_set: ImageSet, ipc: int, *, generator: torch.Generator, featur
     config = parse("krr_closed_form", Config, hparams)
     check_ipc(ipc, train_set)
     if full_model is None:
-        full_model = fit_full_model(train_set, feature_map, generator=generator, val_fraction=config.val_fraction,
-                                    lambdas=None if config.lambdas is None else torch.tensor(config.lambdas,
-                                                                                            dtype=torch.float64),
-                                    lam=config.lam)
+        full_model = fit_full_model(
+            train_set,
+            feature_map,
+            generator=generator,
+            val_fraction=config.val_fraction,
+            lambdas=None if config.lambdas is None else torch.tensor(config.lambdas, dtype=torch.float64),
+            lam=config.lam,
+        )
     else:
         _check_same_map(feature_map, full_model.feature_map)
         if full_model.num_classes != train_set.num_classes or full_model.dataset != train_set.name:
-            raise ValueError(f"full_model was fitted on {full_model.dataset} ({full_model.num_classes} classes), "
-                             f"not on {train_set.name} ({train_set.num_classes} classes)")
+            raise ValueError(
+                f"full_model was fitted on {full_model.dataset} ({full_model.num_classes} classes), "
+                f"not on {train_set.name} ({train_set.num_classes} classes)"
+            )
 
     def compute() -> SyntheticSet:
         k = train_set.num_classes
         labels = class_labels(k, ipc, train_set.device)
         X0 = initial_images(train_set, ipc, config.init, generator) if ipc > 1 else None
-        cf = construct(full_model, labels, init_images=X0, lam_s=config.lam_s,
-                       image_shape=tuple(train_set.images.shape[1:]))
-        meta = {"lam": full_model.lam, "rel_error": cf.rel_error, "recovery_residual": cf.recovery_residual,
-                "out_of_range": cf.out_of_range,
-                "timing": {"full_model": full_model.seconds.get("total"), "closed_form": cf.seconds}}
+        cf = construct(
+            full_model, labels, init_images=X0, lam_s=config.lam_s, image_shape=tuple(train_set.images.shape[1:])
+        )
+        meta = {
+            "lam": full_model.lam,
+            "rel_error": cf.rel_error,
+            "recovery_residual": cf.recovery_residual,
+            "out_of_range": cf.out_of_range,
+            "timing": {"full_model": full_model.seconds.get("total"), "closed_form": cf.seconds},
+        }
         return SyntheticSet(cf.images.float().to(train_set.device), labels, None, meta)
 
-    return loop.one_shot("krr_closed_form", compute, train_set=train_set, ipc=ipc, config=config,
-                         spec={"feature_map": full_model.feature_map.spec}, callback=callback,
-                         loss=lambda syn: syn.meta["rel_error"])
+    return loop.one_shot(
+        "krr_closed_form",
+        compute,
+        train_set=train_set,
+        ipc=ipc,
+        config=config,
+        spec={"feature_map": full_model.feature_map.spec},
+        callback=callback,
+        loss=lambda syn: syn.meta["rel_error"],
+    )
 
 
 def for_display(images: torch.Tensor, clip: float = 0.01) -> torch.Tensor:
@@ -233,6 +305,6 @@ def for_display(images: torch.Tensor, clip: float = 0.01) -> torch.Tensor:
     if not 0 <= clip < 0.5:
         raise ValueError(f"clip must lie in [0, 0.5), got {clip!r}")
     flat = images.detach().flatten(1).float().cpu()
-    q = torch.quantile(flat, torch.tensor([clip, 1 - clip]), dim=1, keepdim=True)       # 2×N×1
+    q = torch.quantile(flat, torch.tensor([clip, 1 - clip]), dim=1, keepdim=True)  # 2×N×1
     lo, hi = q[0], q[1]
     return ((flat - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1).view(images.shape)

@@ -26,8 +26,9 @@ def candidate_pool(train_set: ImageSet, pool_per_class: int | None, generator: t
     return train_set.sample_balanced(pool_per_class, generator)
 
 
-def top_per_class(scores: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: int,
-                  generator: torch.Generator) -> torch.Tensor:
+def top_per_class(
+    scores: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: int, generator: torch.Generator
+) -> torch.Tensor:
     """Positions of the ``ipc`` highest ``scores`` of every class, class by class; ties broken at random.
 
     Vectorised: one random key breaks ties, a stable sort by score then by label groups each class's
@@ -46,5 +47,9 @@ def top_per_class(scores: torch.Tensor, labels: torch.Tensor, ipc: int, num_clas
 def as_synthetic(train_set: ImageSet, indices: torch.Tensor, **meta) -> SyntheticSet:
     """The chosen real images as a ``SyntheticSet`` (ordered class by class), remembering their indices."""
     indices = indices[torch.argsort(train_set.labels[indices], stable=True)]
-    return SyntheticSet(train_set.images[indices].clone(), train_set.labels[indices].clone(), None,
-                        {"indices": indices.tolist(), **meta})
+    return SyntheticSet(
+        train_set.images[indices].clone(),
+        train_set.labels[indices].clone(),
+        None,
+        {"indices": indices.tolist(), **meta},
+    )

@@ -1,0 +1,122 @@
+"""Network samplers: what ``model=`` means in every method."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from course_utils import data, networks
+from course_utils.models import get_model
+
+INFO = data.dataset_info("mnist")
+
+
+def test_fresh_init_draws_from_the_generator_only():
+    sampler = networks.FreshInit("convnet", width=8).bind(INFO, "cpu")
+    state = torch.get_rng_state()
+    a = sampler.sample(torch.Generator().manual_seed(0))
+    b = sampler.sample(torch.Generator().manual_seed(0))
+    c = sampler.sample(torch.Generator().manual_seed(1))
+    assert torch.equal(state, torch.get_rng_state())
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+    assert a.training and sampler.spec() == {
+        "sampler": "fresh",
+        "model": "convnet",
+        "kwargs": {"width": 8},
+        "weight_init": "default",
+    }
+
+
+def test_specs_name_callables_by_qualified_name_never_by_address():
+    def make():
+        return get_model("mlp", 1, 10, 28, width=8)
+
+    spec = networks.FreshInit(make).spec()
+    assert spec["model"].startswith(
+        "test_networks.test_specs_name_callables_by_qualified_name_never_by_address.<locals>.make#"
+    )
+    assert "0x" not in spec["model"]
+    assert networks.FreshInit(make).spec() == spec  # stable
+    other = networks.FreshInit(lambda: get_model("mlp", 1, 10, 28, width=16)).spec()
+    assert other["model"] != spec["model"]
+
+
+def test_fixed_init_is_a_copy_and_is_named_by_its_weights():
+    net = get_model("lenet", 1, 10, 28)
+    fixed = networks.FixedInit(net).bind(INFO, "cpu")
+    drawn = fixed.sample(torch.Generator())
+    assert drawn is not net and all(torch.equal(p, q) for p, q in zip(drawn.parameters(), net.parameters()))
+    with torch.no_grad():
+        drawn.classifier.weight.add_(1.0)
+    assert not torch.equal(fixed.sample(torch.Generator()).classifier.weight, drawn.classifier.weight)
+    other = networks.FixedInit(get_model("lenet", 1, 10, 28))
+    assert fixed.spec()["weights"] != other.spec()["weights"] and fixed.spec()["model"] == "lenet"
+
+
+def test_as_sampler_gives_model_one_meaning():
+    assert isinstance(networks.as_sampler(None, "convnet"), networks.FreshInit)
+    assert networks.as_sampler("lenet", "convnet").spec()["model"] == "lenet"
+    assert isinstance(networks.as_sampler(get_model("mlp", 1, 10, 28), "convnet"), networks.FixedInit)
+    pool = networks.ArchitecturePool(["convnet", "lenet"])
+    assert networks.as_sampler(pool, "convnet") is pool
+    with pytest.raises(TypeError, match="model must be a model name"):
+        networks.as_sampler(3.5, "convnet")
+    with pytest.raises(ValueError, match="model='resnet99' is not valid"):
+        networks.FreshInit("resnet99")
+    with pytest.raises(ValueError, match="weight_init='he' is not valid; valid: default, xavier"):
+        networks.FreshInit("lenet", weight_init="he")
+    with pytest.raises(RuntimeError, match="not bound"):
+        networks.FreshInit("lenet").sample(torch.Generator())
+
+
+def test_architecture_pool_draws_families():
+    pool = networks.ArchitecturePool(["convnet", "lenet", networks.FreshInit("mlp", width=8)]).bind(INFO, "cpu")
+    g = torch.Generator().manual_seed(0)
+    names = {type(pool.sample(g)).__name__ for _ in range(20)}
+    assert names == {"ConvNet", "LeNet", "MLP"}
+    assert [type(n).__name__ for n in pool.sample_all(g)] == ["ConvNet", "LeNet", "MLP"]
+    assert [m["model"] for m in pool.spec()["members"]] == ["convnet", "lenet", "mlp"]
+
+
+def test_perturbation_is_filter_normalised_and_leaves_biases_alone():
+    net = get_model("convnet", 1, 10, 28, width=8)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rhos = networks.perturb(net, torch.Generator().manual_seed(0), magnitude=(0.05, 0.05), directions=1)
+    assert len(rhos) == 1 and abs(rhos[0]) == pytest.approx(0.05)
+    for name, p in net.named_parameters():
+        if p.dim() == 1:
+            assert torch.equal(p, before[name]), name  # biases and norm parameters untouched
+        else:
+            d = (p.detach() - before[name]).view(len(p), -1) / rhos[0]
+            w = before[name].view(len(p), -1)
+            torch.testing.assert_close(d.norm(dim=1), w.norm(dim=1), rtol=1e-4, atol=1e-6)  # filter norms match
+
+
+def test_early_stage_pool_loads_a_trained_state_and_perturbs_it():
+    trained = [get_model("convnet", 1, 10, 28, width=8).state_dict() for _ in range(2)]
+    pool = networks.EarlyStagePool(networks.FreshInit("convnet", width=8), trained).bind(INFO, "cpu")
+    net = pool.sample(torch.Generator().manual_seed(0))
+    dists = [sum(float((p - s[k]).norm()) for k, p in net.state_dict().items()) for s in trained]
+    assert min(dists) > 0, "perturbed"
+    plain = networks.EarlyStagePool("convnet", trained, magnitude=None)
+    with pytest.raises(RuntimeError):
+        plain.sample(torch.Generator())  # not bound
+    with pytest.raises(ValueError, match="at least one trained state"):
+        networks.EarlyStagePool("convnet", [])
+
+
+def test_expert_trajectories_give_start_and_target():
+    torch.manual_seed(0)
+    bases = [get_model("mlp", 1, 10, 28, width=4).state_dict() for _ in range(2)]
+    snaps = [[{k: v + t for k, v in base.items()} for t in range(5)] for base in bases]
+    experts = networks.ExpertTrajectories(
+        networks.FreshInit("mlp", width=4), snaps, max_start_epoch=2, expert_epochs=2
+    ).bind(INFO, "cpu")
+    seg = experts.sample(torch.Generator().manual_seed(0))
+    assert seg.start in (0, 1) and seg.expert in (0, 1)
+    for p, start, target in zip(seg.network.parameters(), seg.start_params, seg.target_params):
+        assert torch.equal(p, start)
+        torch.testing.assert_close(target - start, torch.full_like(start, 2.0))
+    with pytest.raises(ValueError, match="exceeds the 4 epochs"):
+        networks.ExpertTrajectories("mlp", snaps, max_start_epoch=4, expert_epochs=2)
+    assert isinstance(seg.network, nn.Module)

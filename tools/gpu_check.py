@@ -1,0 +1,191 @@
+"""The GPU check (``make gpu-check``): everything CPU-only CI cannot see, in one run of a few minutes on one GPU.
+
+1. the unit tests with CUDA visible (``pytest tests``);
+2. every notebook in the quick profile with ``device=cuda`` (papermill), each with its time and, on failure, its error;
+3. bit-identity on CUDA: DC, DSA, DD and KIP distilled twice with the same seed give identical images, and the
+   same set evaluated twice (DSA protocol) gives identical accuracies;
+4. the GPU benchmark of gradient matching (``benchmarks/bench_gradient_matching.py --device cuda``).
+
+Writes ``output/gpu_check/summary.json`` (and the benchmark's JSON and the executed notebooks beside it), prints a
+one-line verdict per part, and exits non-zero if any part failed. Parts can be skipped (``--skip tests,bench``).
+
+    python tools/gpu_check.py [--out output/gpu_check] [--skip tests,notebooks,identity,bench] [--timeout 420]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("tests", "notebooks", "identity", "bench")
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_tests(out: Path, timeout: int) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            "--no-header",
+            "-o",
+            "addopts=",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    (out / "tests.log").write_text(proc.stdout + proc.stderr)
+    return {"ok": proc.returncode == 0, "seconds": round(time.perf_counter() - t0, 1), "summary": _tail(proc.stdout, 3)}
+
+
+def run_notebooks(out: Path, timeout: int) -> dict:
+    import papermill as pm
+
+    from course_utils import notebook_runner
+
+    books = {}
+    env_out = out / "notebooks"
+    env_out.mkdir(parents=True, exist_ok=True)
+    os.environ["COURSE_OUTPUT_DIR"] = str(out / "course_output")
+    for book in notebook_runner.list_notebooks():
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(book),
+                str(env_out / book.name),
+                parameters={"profile": "quick", "device": "cuda"},
+                cwd=str(book.parent),
+                progress_bar=False,
+                kernel_name="python3",
+                execution_timeout=timeout,
+            )
+            books[book.stem] = {"ok": True}
+        except Exception as exc:  # keep going: every notebook gets its line
+            books[book.stem] = {"ok": False, "error": notebook_runner.describe_failure(exc)}
+        books[book.stem]["seconds"] = round(time.perf_counter() - t0, 1)
+    return {"ok": all(b["ok"] for b in books.values()), "notebooks": books}
+
+
+def check_identity() -> dict:
+    """Same seed twice on CUDA: bit-identical sets and accuracies."""
+    import torch
+
+    from course_utils import data, methods, networks, repro, training
+
+    repro.seed_everything(0)
+    train, test = data.load("mnist")
+    train = train.balanced_subset(100, torch.Generator().manual_seed(0)).to("cuda")
+    test = test.balanced_subset(50, torch.Generator().manual_seed(0)).to("cuda")
+    net = networks.FreshInit("convnet", width=32)
+    settings = {
+        "dc": {"steps": 5, "batch_real": 32, "model": net},
+        "dsa": {"steps": 5, "batch_real": 32, "model": net},
+        "dd": {"steps": 5, "batch_size": 128},
+        "kip": {"steps": 20, "batch_size": 200},
+    }
+    out = {}
+    for name, kwargs in settings.items():
+        a, b = (methods.distill(name, train, 1, generator=repro.make_generator(0), **kwargs) for _ in range(2))
+        out[name] = {
+            "images_identical": bool(torch.equal(a.images, b.images)),
+            "history_identical": a.meta["history"] == b.meta["history"],
+        }
+    syn = methods.distill("dsa", train, 1, generator=repro.make_generator(0), **settings["dsa"])
+    r1, r2 = (
+        training.evaluate_set(
+            syn, test, protocol="dsa", epochs=50, num_models=2, model_kwargs={"width": 32}, device="cuda"
+        )
+        for _ in range(2)
+    )
+    out["evaluate_dsa_protocol"] = {"accuracies_identical": r1.accuracies == r2.accuracies, "accuracies": r1.accuracies}
+    ok = all(all(v for k, v in d.items() if k != "accuracies") for d in out.values())
+    return {"ok": ok, **out}
+
+
+def run_bench(out: Path, timeout: int) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_gradient_matching.py"), "--device", "cuda", "--repeats", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        return {"ok": False, "error": _tail(proc.stderr)}
+    report = json.loads(proc.stdout)
+    (out / "gradient_matching_cuda.json").write_text(json.dumps(report, indent=2))
+    target = report["targets"]["cuda_ours_vs_baseline_max"]
+    ratios = {m: report[m]["ours_vs_baseline"] for m in ("dc", "dsa") if m in report}
+    return {
+        "ok": all(r <= target for r in ratios.values()),
+        "ours_vs_baseline": ratios,
+        "target": target,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "output" / "gpu_check")
+    parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {', '.join(PARTS)}")
+    parser.add_argument("--timeout", type=int, default=420, help="seconds allowed to each part's longest command")
+    args = parser.parse_args()
+    skip = {s for s in args.skip.split(",") if s}
+    if skip - set(PARTS):
+        parser.error(f"unknown part(s) {sorted(skip - set(PARTS))}; valid: {', '.join(PARTS)}")
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gpu-check needs a CUDA GPU; none is visible (torch.cuda.is_available() is False)")
+        return 2
+    sys.path.insert(0, str(ROOT))
+    args.out.mkdir(parents=True, exist_ok=True)
+    from course_utils import results
+
+    summary: dict = {"environment": results.environment("cuda"), "parts": {}}
+    steps = {
+        "tests": lambda: run_tests(args.out, args.timeout),
+        "notebooks": lambda: run_notebooks(args.out, args.timeout),
+        "identity": check_identity,
+        "bench": lambda: run_bench(args.out, args.timeout),
+    }
+    for part, fn in steps.items():
+        if part in skip:
+            continue
+        t0 = time.perf_counter()
+        try:
+            summary["parts"][part] = fn()
+        except Exception as exc:  # a part that crashes is a failed part, the others still run
+            summary["parts"][part] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        summary["parts"][part].setdefault("seconds", round(time.perf_counter() - t0, 1))
+        print(
+            f"[gpu-check] {part}: {'ok' if summary['parts'][part]['ok'] else 'FAILED'} "
+            f"in {summary['parts'][part]['seconds']} s",
+            flush=True,
+        )
+    summary["ok"] = all(p["ok"] for p in summary["parts"].values())
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"[gpu-check] {'all parts passed' if summary['ok'] else 'FAILED'}; summary: {args.out / 'summary.json'}")
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
