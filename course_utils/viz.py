@@ -65,10 +65,10 @@ def plot_curves(
     title: str | None = None,
     logy: bool = False,
 ) -> Figure:
-    """Line plot of named (x, y) curves."""
+    """Line plot of named (x, y) curves (sequences or tensors on any device)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, (x, y) in curves.items():
-        ax.plot(list(x), list(y), label=name)
+        ax.plot(_values(x), _values(y), label=name)
     if logy:
         ax.set_yscale("log")
     return _finish(fig, ax, xlabel, ylabel, title)
@@ -84,14 +84,21 @@ def plot_accuracy_vs_ipc(
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for method, by_ipc in table.items():
         ipcs = sorted(by_ipc)
-        means = [by_ipc[i][0] for i in ipcs]
-        stds = [by_ipc[i][1] for i in ipcs]
+        means = _values([by_ipc[i][0] for i in ipcs])
+        stds = _values([by_ipc[i][1] or 0.0 for i in ipcs])  # None: a single network, no spread
         ax.errorbar(ipcs, means, yerr=stds, marker="o", capsize=3, label=method)
     for name, value in (reference or {}).items():
         ax.axhline(value, ls="--", color="gray")
         ax.annotate(name, (ax.get_xlim()[0], value), textcoords="offset points", xytext=(4, 3), fontsize=8)
     ax.set_xscale("log")
     return _finish(fig, ax, "images per class (log scale)", "test accuracy (%)", title)
+
+
+def _values(seq) -> list[float]:
+    """Plain floats from a sequence, a tensor on any device, or a sequence of 0-d tensors."""
+    if isinstance(seq, torch.Tensor):
+        return seq.detach().cpu().tolist()
+    return [float(v.detach().cpu()) if isinstance(v, torch.Tensor) else v for v in seq]
 
 
 def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str | None) -> Figure:

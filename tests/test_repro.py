@@ -38,3 +38,23 @@ def test_cuda_requested_without_gpu_is_a_clear_error():
 
 def test_derive_seed_is_reproducible():
     assert repro.derive_seed(repro.make_generator(5)) == repro.derive_seed(repro.make_generator(5))
+
+
+def test_generators_are_on_the_cpu_even_when_a_gpu_is_visible(monkeypatch):
+    """seed_everything used to hand out a CUDA generator whenever CUDA was visible (device None -> auto -> cuda),
+    which broke every CPU draw made with it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert repro.seed_everything(3).device.type == "cpu"
+    assert repro.make_generator(3).device.type == "cpu"
+    assert repro.run_generator(0, "dc", "mnist", 1).device.type == "cpu"
+
+
+def test_run_generators_depend_on_the_run_only():
+    a = torch.rand(3, generator=repro.run_generator(0, "dc", "mnist", 1, "distill"))
+    torch.rand(100, generator=repro.make_generator(0))  # other draws in between change nothing
+    b = torch.rand(3, generator=repro.run_generator(0, "dc", "mnist", 1, "distill"))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, torch.rand(3, generator=repro.run_generator(0, "dc", "mnist", 10, "distill")))
+    assert not torch.equal(a, torch.rand(3, generator=repro.run_generator(1, "dc", "mnist", 1, "distill")))
+    with pytest.raises(ValueError, match="seed"):
+        repro.run_seed(-1, "dc")

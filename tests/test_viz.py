@@ -23,3 +23,14 @@ def test_curves_and_accuracy_plot():
     assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_title() == "t"
     fig = viz.plot_accuracy_vs_ipc({"random": {1: (50.0, 1.0), 10: (80.0, 2.0)}}, reference={"full": 99.0})
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_ylabel() == "test accuracy (%)"
+
+
+def test_plots_take_tensors_and_single_network_results():
+    """Plot helpers take tensors (on any device: they move them to the CPU) and a std of None (one network)."""
+    fig = viz.plot_curves({"loss": (torch.arange(3), torch.tensor([3.0, 2.0, 1.0]))})
+    assert list(fig.axes[0].lines[0].get_ydata()) == [3.0, 2.0, 1.0]
+    fig = viz.plot_curves({"loss": (range(2), [torch.tensor(1.5), torch.tensor(0.5)])})
+    assert list(fig.axes[0].lines[0].get_ydata()) == [1.5, 0.5]
+    viz.plot_accuracy_vs_ipc({"kip": {1: (93.0, None), 10: (torch.tensor(95.0), torch.tensor(0.5))}})
+    labels = torch.tensor([1, 0])  # grids take images and labels on different devices: both move to the CPU
+    assert len(viz.show_grid(torch.zeros(2, 1, 4, 4, dtype=torch.float64), labels).axes) == 2
