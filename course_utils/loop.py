@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from . import __version__, checkpoint, hparams, repro
+from . import __version__, checkpoint, hparams, repro, validate
 from .data import ImageSet
 from .progress import progress as progress_bar
 from .synthetic import SyntheticSet
@@ -98,6 +98,12 @@ class Distiller:
     method: str = ""
     divergence_hint: str = "lower the learning rate"
 
+    def __init__(self, train_set: ImageSet, ipc: int, generator: torch.Generator, config: Any):
+        """What every method's state starts from: the checked ``ipc``, the data, the generator and the settings."""
+        validate.ipc(ipc, train_set)
+        self.train_set, self.ipc, self.generator, self.config = train_set, ipc, generator, config
+        self.device, self.num_classes = train_set.device, train_set.num_classes
+
     def step(self, k: int) -> tuple[float, dict[str, float]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -150,7 +156,6 @@ def _describe(
 def one_shot(
     method: str,
     compute: Callable[[], SyntheticSet],
-    *,
     train_set: ImageSet,
     ipc: int,
     config: Any,
@@ -180,7 +185,6 @@ def checkpoint_path(method: str, dataset: str, ipc: int, identity: Mapping[str, 
 def run(
     method: str,
     build: Callable[[], Distiller],
-    *,
     train_set: ImageSet,
     ipc: int,
     generator: torch.Generator,

@@ -8,7 +8,7 @@ evaluated under two protocols: "plain" (300 epochs, no augmentation: the course'
 "dc" (the DC paper's evaluate_synset: one of crop / scale / rotate per image, 1000 epochs). Every evaluation is
 written as a record under ``results/00_coreset_protocol_study/`` (parameters, seed, device, versions).
 
-    python tools/coreset_protocol_study.py [--epochs 3] [--nets 3] [--ipc10-nets 1] [--draws 5]
+    python tools/coreset_protocol_study.py [--epochs 4] [--nets 3] [--ipc10-nets 1] [--draws 5] [--ipc10-draws 2]
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ EXPERIMENT = "00_coreset_protocol_study"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of the full-data run (features + forgetting)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of the full-data run (features + forgetting)")
     parser.add_argument("--nets", type=int, default=3, help="networks per set at IPC 1")
     parser.add_argument("--ipc10-nets", type=int, default=1, help="networks per set at IPC 10")
-    parser.add_argument("--draws", type=int, default=5, help="random subsets per IPC")
+    parser.add_argument("--draws", type=int, default=5, help="random subsets at IPC 1")
+    parser.add_argument("--ipc10-draws", type=int, default=2, help="random subsets at IPC 10")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(results.COMMITTED_DIR))
@@ -68,9 +69,9 @@ def main() -> None:
     never = int((~tracker.learned).sum())
     print(f"forgetting: {never} never learned; events mean {scores[scores.isfinite()].mean():.3f}", flush=True)
 
-    for ipc, nets in ((1, args.nets), (10, args.ipc10_nets)):
+    for ipc, nets, draws in ((1, args.nets, args.draws), (10, args.ipc10_nets, args.ipc10_draws)):
         sets = {}
-        for d in range(args.draws):
+        for d in range(draws):
             g = repro.run_generator(args.seed, "random", "mnist", ipc, "", f"draw{d}")
             sets[f"random/draw{d}"] = methods.distill("random", train, ipc, generator=g)
         g = repro.run_generator(args.seed, "herding", "mnist", ipc)

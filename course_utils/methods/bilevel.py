@@ -65,10 +65,12 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Generator
 
 from .. import loop, networks, validate
 from ..data import ImageSet
 from ..hparams import LoopConfig, parse
+from ..networks import NetworkSampler as Sampler
 from ..repro import resolve_device
 from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
 from ..training import EvalResult, accuracy, model_seed
@@ -190,18 +192,9 @@ class Bilevel(loop.Distiller):
 
     method = "dd"
 
-    def __init__(
-        self,
-        train_set: ImageSet,
-        ipc: int,
-        *,
-        generator: torch.Generator,
-        config: Config,
-        sampler: networks.NetworkSampler,
-    ):
-        validate.ipc(ipc, train_set)
-        self.train_set, self.generator, self.config = train_set, generator, config
-        self.device = device = train_set.device
+    def __init__(self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, sampler: Sampler):
+        super().__init__(train_set, ipc, generator, config)
+        device = self.device
         self.sampler = sampler.bind(train_set.info, device)
         K = train_set.num_classes
         self.distill_steps = ipc if config.distill_steps is None else config.distill_steps
@@ -288,15 +281,7 @@ class Bilevel(loop.Distiller):
         return SyntheticSet(self.images.detach().clone(), self.labels.clone(), None, meta)
 
 
-def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    model: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     r"""Learn ``ipc`` images per class and T step sizes by backpropagating the real loss through T SGD steps.
 
     Each of ``steps`` outer iterations: θ₀ from the sampler (fixed, or fresh), a real batch of ``batch_size``
@@ -325,16 +310,7 @@ def distill(
     def build() -> Bilevel:
         return Bilevel(train_set, ipc, generator=generator, config=config, sampler=sampler)
 
-    return loop.run(
-        "dd",
-        build,
-        train_set=train_set,
-        ipc=ipc,
-        generator=generator,
-        config=config,
-        spec={"model": sampler.spec()},
-        callback=callback,
-    )
+    return loop.run("dd", build, train_set, ipc, generator, config, {"model": sampler.spec()}, callback)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -46,13 +46,14 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Generator
 
 from .. import loop, matching, networks, validate
 from ..augment import DSA, MODES, DSAParams
 from ..data import ImageSet
 from ..hparams import LoopConfig, parse
+from ..networks import NetworkSampler as Sampler
 from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
-from .selection import check_ipc
 
 __all__ = ["LOOPS", "INITS", "Config", "GradientMatching", "loop_schedule", "distill", "gradient_matching"]
 
@@ -141,20 +142,18 @@ class GradientMatching(loop.Distiller):
         train_set: ImageSet,
         ipc: int,
         *,
-        generator: torch.Generator,
+        generator: Generator,
         config: Config,
-        sampler: networks.NetworkSampler,
+        sampler: Sampler,
         dsa: DSA | None = None,
         method: str = "dc",
     ):
-        check_ipc(ipc, train_set)
+        super().__init__(train_set, ipc, generator, config)
         self.method = method
-        self.train_set, self.ipc, self.generator, self.config = train_set, ipc, generator, config
-        self.device = train_set.device
         self.sampler = sampler.bind(train_set.info, self.device)
         self.dsa = None if dsa is None or dsa.is_identity else dsa
         self.outer_loop, self.inner_loop = loop_schedule(ipc, config.outer_loop, config.inner_loop)
-        self.num_classes = K = train_set.num_classes
+        K = self.num_classes
         impl = config.implementation
         self.implementation = ("batched" if self.device.type == "cuda" else "loop") if impl == "auto" else impl
         self.batch_real = min(config.batch_real, int(train_set.class_counts.min()))
@@ -267,27 +266,10 @@ def gradient_matching(
             train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa, method=method
         )
 
-    return loop.run(
-        method,
-        build,
-        train_set=train_set,
-        ipc=ipc,
-        generator=generator,
-        config=config,
-        spec={"model": sampler.spec()},
-        callback=callback,
-    )
+    return loop.run(method, build, train_set, ipc, generator, config, {"model": sampler.spec()}, callback)
 
 
-def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    model: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """DC: learn ``ipc`` images per class by layer-wise gradient matching (no augmentation).
 
     ``model``: a network sampler or what becomes one (``networks.as_sampler``; default a fresh ``"convnet"``

@@ -15,15 +15,11 @@ this module only supplies the augmentation. Strategy per dataset: ``augment.stra
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from torch import Generator
 
-import torch
-
-from .. import loop
 from ..augment import DSA, strategy_for
 from ..data import ImageSet
 from ..hparams import parse
-from ..synthetic import SyntheticSet
 from .dc import DSAConfig, gradient_matching
 
 __all__ = ["Config", "distill"]
@@ -31,15 +27,7 @@ __all__ = ["Config", "distill"]
 Config = DSAConfig
 
 
-def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    model: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """DSA: DC (``dc.distill``, the same hyperparameters) with siamese augmentation of real and synthetic batches.
 
     Extra hyperparameters (``dc.DSAConfig``): ``strategy`` (ops joined by "_"; default ``strategy_for(dataset)``,

@@ -9,9 +9,10 @@ the ``ipc`` examples with the most events are kept, ties broken at random.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from torch import Generator
 
 from .. import loop, networks, validate
 from ..data import ImageSet
@@ -95,15 +96,8 @@ def compute_statistics(
 
 
 def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    model: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    statistics: ForgettingStatistics | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+    train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, statistics=None, **hparams
+):
     """Keep the ``ipc`` most-forgotten images of every class.
 
     ``model``: the network that is trained to count events (default a fresh ``"convnet"``); ``statistics``: counts
@@ -129,6 +123,4 @@ def distill(
         )
 
     spec = {"model": networks.as_sampler(model, "convnet").spec() if statistics is None else statistics.model}
-    return loop.one_shot(
-        "forgetting", compute, train_set=train_set, ipc=ipc, config=config, spec=spec, callback=callback
-    )
+    return loop.one_shot("forgetting", compute, train_set, ipc, config, spec, callback)

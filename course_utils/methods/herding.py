@@ -14,10 +14,10 @@ space, and a name (a fresh random network) herds in the features of an untrained
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+from torch import Generator
 
 from .. import loop, networks, validate
 from ..data import ImageSet
@@ -77,15 +77,7 @@ def herd(features: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: in
     return torch.stack(chosen, 1).flatten()
 
 
-def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    model: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """Herding coreset of ``ipc`` images per class, chosen among ``pool_per_class`` per class (None = all).
 
     ``model``: the network whose ``embed`` gives the features (``networks.as_sampler``: a trained ``nn.Module`` is
@@ -103,4 +95,4 @@ def distill(
         return as_synthetic(train_set, pool[picks], features="pixels" if net is None else "network")
 
     spec = {"model": None if sampler is None else sampler.spec()}
-    return loop.one_shot("herding", compute, train_set=train_set, ipc=ipc, config=config, spec=spec, callback=callback)
+    return loop.one_shot("herding", compute, train_set, ipc, config, spec, callback)

@@ -16,12 +16,14 @@ The model a KIP set defines is the KRR predictor f(x) = Y_S(K_SS + λ̃I)⁻¹ K
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
+from torch import Generator
 
 from .. import feature_maps, loop, ridge, validate
 from ..data import ImageSet
+from ..feature_maps import FeatureMap
 from ..hparams import LoopConfig, parse
 from ..repro import derive_seed
 from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
@@ -89,22 +91,14 @@ class Kip(loop.Distiller):
 
     method = "kip"
 
-    def __init__(
-        self,
-        train_set: ImageSet,
-        ipc: int,
-        *,
-        generator: torch.Generator,
-        config: Config,
-        fmap: feature_maps.FeatureMap,
-    ):
-        validate.ipc(ipc, train_set)
-        k = train_set.num_classes
+    def __init__(self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, fmap: FeatureMap):
+        super().__init__(train_set, ipc, generator, config)
+        k = self.num_classes
         if config.batch_size < k:
             raise ValueError(
                 f"batch_size={config.batch_size} must be >= the number of classes ({k}) for class-balanced batches"
             )
-        self.train_set, self.generator, self.config, self.fmap = train_set, generator, config, fmap
+        self.fmap = fmap
         self.divergence_hint = (
             f"lr={config.lr} is probably too high for this feature map, or K_SS + λ̃I became "
             f"singular (raise reg={config.reg})"
@@ -154,15 +148,7 @@ class Kip(loop.Distiller):
         )
 
 
-def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    feature_map: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: Generator, feature_map=None, callback=None, **hparams):
     """KIP: minimise 1/(b·k)‖Y_t − K_tS(K_SS + λ̃I)⁻¹Y_S‖² over (X_S, Y_S) with Adam for ``steps`` steps.
 
     ``feature_map``: the kernel's feature map (name, ``FeatureMap`` or spec; None: ``random_network``, drawn from
@@ -177,13 +163,4 @@ def distill(
     def build() -> Kip:
         return Kip(train_set, ipc, generator=generator, config=config, fmap=fmap)
 
-    return loop.run(
-        "kip",
-        build,
-        train_set=train_set,
-        ipc=ipc,
-        generator=generator,
-        config=config,
-        spec={"feature_map": fmap.spec},
-        callback=callback,
-    )
+    return loop.run("kip", build, train_set, ipc, generator, config, {"feature_map": fmap.spec}, callback)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import torch
+from torch import Generator
 
 from .. import feature_maps, loop, ridge, validate
 from ..data import ImageSet
@@ -231,15 +231,8 @@ class Config:
 
 
 def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    feature_map: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    full_model: FullModel | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+    train_set: ImageSet, ipc: int, *, generator: Generator, feature_map=None, callback=None, full_model=None, **hparams
+):
     """``ipc`` images per class whose ridge model equals the full-data one:  W_S = Y_S (φ_Sᵀφ_S + λ_S I)⁻¹φ_Sᵀ = W.
 
     D = Y_S⁺W + (I − Y_S⁺Y_S) φ(X_0)⁺,  φ_S from D (φ_S = D⁺ when λ_S = 0),  X_S = φ⁻¹(φ_S).
@@ -287,11 +280,11 @@ def distill(
     return loop.one_shot(
         "krr_closed_form",
         compute,
-        train_set=train_set,
-        ipc=ipc,
-        config=config,
-        spec={"feature_map": full_model.feature_map.spec},
-        callback=callback,
+        train_set,
+        ipc,
+        config,
+        {"feature_map": full_model.feature_map.spec},
+        callback,
         loss=lambda syn: syn.meta["rel_error"],
     )
 

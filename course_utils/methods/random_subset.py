@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
-import torch
+from torch import Generator
 
 from .. import loop
 from ..data import ImageSet
@@ -21,25 +20,13 @@ class Config:
     """A random subset has no hyperparameters."""
 
 
-def distill(
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    model: Any = None,
-    callback: Callable[[loop.StepEvent], None] | None = None,
-    **hparams: Any,
-) -> SyntheticSet:
+def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """S = {x_i : i ∈ I_c, |I_c| = ipc, I_c ~ Uniform(subsets of class c)} for every class c."""
     config = parse("random", Config, hparams)
     no_network("random", model)
     check_ipc(ipc, train_set)
-    return loop.one_shot(
-        "random",
-        lambda: as_synthetic(train_set, train_set.sample_balanced(ipc, generator)),
-        train_set=train_set,
-        ipc=ipc,
-        config=config,
-        spec={},
-        callback=callback,
-    )
+
+    def compute() -> SyntheticSet:
+        return as_synthetic(train_set, train_set.sample_balanced(ipc, generator))
+
+    return loop.one_shot("random", compute, train_set, ipc, config, {}, callback)
