@@ -194,7 +194,7 @@ class FixedInit(NetworkSampler):
 
     def bind(self, info, device: str | torch.device) -> "FixedInit":
         bound = super().bind(info, device)
-        bound.network = self.network.to(bound.device)
+        bound.network = copy.deepcopy(self.network).to(bound.device)  # Module.to moves in place: never the caller's
         return bound
 
     def sample(self, generator: torch.Generator) -> nn.Module:

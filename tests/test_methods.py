@@ -102,3 +102,27 @@ def test_herding_uses_model_features(blob_set):
     assert syn.meta["model"]["sampler"] == "fixed"  # a trained module is used as it is
     pixels = methods.distill("herding", train, 2, generator=torch.Generator().manual_seed(0), pool_per_class=4)
     assert pixels.meta["features"] == "pixels" and pixels.meta["model"] is None
+
+
+def test_forgetting_ranks_never_learned_examples_first_or_last():
+    scores = torch.tensor([2.0, float("inf"), 0.0, 1.0, float("inf"), 0.0])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    g = lambda: torch.Generator().manual_seed(0)
+    first = top_per_class(forgetting.ranking_scores(scores, "first"), labels, 1, 2, g())
+    last = top_per_class(forgetting.ranking_scores(scores, "last"), labels, 1, 2, g())
+    assert sorted(first.tolist()) == [1, 4]  # never learned = forgotten infinitely often (Toneva et al.)
+    assert sorted(last.tolist()) == [0, 3]  # the most forgotten among the learned ones
+    with pytest.raises(ValueError, match="never_learned='never' is not valid; valid: first, last"):
+        forgetting.ranking_scores(scores, "never")
+
+
+def test_forgetting_never_learned_rule_is_a_hyperparameter(blob_set):
+    train = blob_set(4)  # 4 images per class, labels [0]*4 + [1]*4 + ...
+    scores = torch.tensor([float("inf"), 3.0, 0.0, 0.0] * 10)  # per class: one never learned, one forgotten 3 times
+    stats = forgetting.ForgettingStatistics(torch.arange(40), scores, 2, {"sampler": "hand-made"}, 10)
+    run = lambda rule: methods.distill(
+        "forgetting", train, 1, generator=torch.Generator().manual_seed(0), statistics=stats, never_learned=rule
+    )
+    assert run("first").meta["indices"] == list(range(0, 40, 4))
+    assert run("last").meta["indices"] == list(range(1, 40, 4))
+    assert run("last").meta["hparams"]["never_learned"] == "last"

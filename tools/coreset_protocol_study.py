@@ -3,7 +3,7 @@
 One ConvNet (width 128) is trained on the full training set for ``--epochs`` epochs with the plain protocol; its
 features drive herding, and the forgetting events of the same run (every example is seen once per epoch) drive
 forgetting. The coresets at IPC 1 and 10 (random over several draws, herding, forgetting with never-learned
-examples first as Toneva et al., and forgetting among the examples that were learned at least once) are then
+examples first as Toneva et al., and forgetting with them last: ``never_learned="last"``) are then
 evaluated under two protocols: "plain" (300 epochs, no augmentation: the course's earlier standard profile) and
 "dc" (the DC paper's evaluate_synset: one of crop / scale / rotate per image, 1000 epochs). Every evaluation is
 written as a record under ``results/00_coreset_protocol_study/`` (parameters, seed, device, versions).
@@ -20,7 +20,6 @@ import torch
 
 from course_utils import data, experiment, methods, protocol, repro, results, training
 from course_utils.methods import forgetting
-from course_utils.methods.selection import as_synthetic, top_per_class
 
 EXPERIMENT = "00_coreset_protocol_study"
 
@@ -64,9 +63,14 @@ def main() -> None:
         folder=args.out,
     )
     scores = tracker.scores()
-    learned_only = scores.masked_fill(~tracker.learned, float("-inf"))  # never-learned examples go last
-    pool = torch.arange(len(train), device=train.device)
     never = int((~tracker.learned).sum())
+    stats = forgetting.ForgettingStatistics(
+        torch.arange(len(train), device=train.device),
+        scores,
+        args.epochs,
+        {"sampler": "the full-data network above"},
+        never,
+    )
     print(f"forgetting: {never} never learned; events mean {scores[scores.isfinite()].mean():.3f}", flush=True)
 
     for ipc, nets, draws in ((1, args.nets, args.draws), (10, args.ipc10_nets, args.ipc10_draws)):
@@ -76,10 +80,9 @@ def main() -> None:
             sets[f"random/draw{d}"] = methods.distill("random", train, ipc, generator=g)
         g = repro.run_generator(args.seed, "herding", "mnist", ipc)
         sets["herding"] = methods.distill("herding", train, ipc, generator=g, model=net)
-        for name, s in (("forgetting", scores), ("forgetting_learned_only", learned_only)):
+        for name, rule in (("forgetting", "first"), ("forgetting_learned_only", "last")):
             g = repro.run_generator(args.seed, name, "mnist", ipc)
-            picks = top_per_class(s, train.labels, ipc, 10, g)
-            sets[name] = as_synthetic(train, pool[picks])
+            sets[name] = methods.distill("forgetting", train, ipc, generator=g, statistics=stats, never_learned=rule)
         for proto_name in ("plain", "dc"):
             proto = protocol.named(proto_name, "mnist", args.eval_epochs)
             for name, syn in sets.items():
