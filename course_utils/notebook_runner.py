@@ -29,6 +29,7 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 TABLE_COLUMNS = [
     "experiment",
     "method",
+    "params.variant",  # e.g. DC's noise-init row beside its real-init row
     "dataset",
     "params.ipc",
     "metrics.mean",

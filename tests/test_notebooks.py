@@ -79,6 +79,31 @@ def test_undeclared_parameter_fails_instead_of_warning(tmp_path):
     assert not (tmp_path / "output").exists(), "nothing may run after the check cell fails"
 
 
+def test_settings_cells_refuse_impossible_settings_before_any_work(tmp_path):
+    """Notebook 03 at IPC 7 and notebook 02 with T = 2 at IPC 3 used to fail a minute in: refuse them at once."""
+    nb03 = ROOT / "notebooks" / "03_gradient_matching.ipynb"
+    proc = _papermill(
+        [str(nb03), str(tmp_path / "03.ipynb"), "-y", "ipcs: [1, 7]\nnas_ipc: 7\ndataset: fashion_mnist"],
+        tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "schedule covers ipcs [1, 10, 20, 30, 40, 50]" in proc.stdout + proc.stderr
+    assert not (tmp_path / "output").exists(), "nothing may run after the settings cell fails"
+    proc = _papermill(  # and notebook 02 a number of unrolled steps that does not divide the IPC
+        [
+            str(ROOT / "notebooks" / "02_bilevel_distillation.ipynb"),
+            str(tmp_path / "02.ipynb"),
+            "-y",
+            "dd_random_ipc: 3",
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "distill_steps=2 must divide ipc=3; valid: 1, 3" in proc.stdout + proc.stderr
+    assert not (tmp_path / "output").exists()
+
+
 def test_runner_rejects_undeclared_parameter_before_running():
     with pytest.raises(SystemExit, match="unknown parameter.*ipcc"):
         notebook_runner.main(["00", "-p", "ipcc", "5"])
@@ -128,7 +153,8 @@ def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkey
         (
             "from course_utils import results\n"
             "assert ipcs == [10], ipcs\n"
-            "results.save_record(results.make_record('99_tiny', method='m', dataset='mnist', params={'ipc': ipcs[0]},\n"
+            "results.save_record(results.make_record('99_tiny', method='m', dataset='mnist',\n"
+            "    params={'ipc': ipcs[0], 'variant': 'v1'},\n"
             "    seed=seed, device='cpu', metrics=results.metrics([12.5]), protocol='plain (1 epochs, none)'))"
         ),
     )
@@ -140,6 +166,9 @@ def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkey
     assert notebook_runner.main(["--out", str(tmp_path / "executed"), "-p", "seed", "3", "-p", "ipcs", "10"]) == 1
     out = capsys.readouterr().out
     assert "[course] 98_fails: FAILED (cell 3: ValueError: ipc=7 has no schedule;" in out  # its error, not ''
-    assert "[course] 99_tiny: ok" in out and "| 99_tiny | m | mnist | 10 | 12.50 | – | plain (1 epochs, none) |" in out
+    assert (
+        "[course] 99_tiny: ok" in out
+        and "| 99_tiny | m | v1 | mnist | 10 | 12.50 | – | plain (1 epochs, none) |" in out
+    )
     assert f"skipped {junk}" in out
     assert (tmp_path / "executed" / "99_tiny.ipynb").exists() and (tmp_path / "executed" / "98_fails.ipynb").exists()
