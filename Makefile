@@ -46,9 +46,12 @@ benchmark: data
 	$(PY) benchmarks/bench_protocol.py
 
 # On a machine with a CUDA GPU: unit tests, every notebook (quick, device=cuda), same-seed bit identity and the GPU
-# benchmark, within about 8 minutes; writes output/gpu_check/summary.json.
-gpu-check: data
-	$(PY) tools/gpu_check.py
+# benchmark, within about 8 minutes; writes output/gpu_check/summary.json. Installs nothing: it runs with the venv
+# when there is one, else with the machine's $(PYTHON) and its own torch (a GPU machine without network: CONTRIBUTING).
+gpu-check:
+	@if [ -x $(PY) ]; then py=$(PY); else py=$(PYTHON); fi; \
+	if [ -d "$(SHARED_DATA)" ]; then $$py -m course_utils.data --copy-from "$(SHARED_DATA)" || exit; fi; \
+	$$py tools/gpu_check.py
 
 clean:
 	rm -rf output

@@ -1,5 +1,6 @@
 """The GPU check runs only where a GPU is: elsewhere it says so and exits 2 (CI has none)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,20 @@ def test_gpu_check_rejects_unknown_parts(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "unknown part(s) ['lint']" in proc.stderr
+
+
+def test_gpu_check_names_missing_packages_before_anything_runs(tmp_path):
+    """A bare GPU machine lacks papermill and friends: say which, at once, not as a crash half-way."""
+    hide = tmp_path / "site"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util as u\n_f = u.find_spec\n"
+        "u.find_spec = lambda n, *a, **k: None if n in ('papermill', 'nbformat') else _f(n, *a, **k)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(hide))
+    cmd = [sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and "gpu-check needs papermill, nbformat, which" in proc.stdout
+    proc = subprocess.run([*cmd, "--skip", "tests,notebooks"], capture_output=True, text=True, timeout=120, env=env)
+    assert "gpu-check needs papermill" not in proc.stdout  # the parts left need neither
+    assert not (tmp_path / "out").exists() or torch.cuda.is_available()

@@ -24,6 +24,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("tests", "notebooks", "identity", "bench")
+#: what each part imports beyond torch and torchvision; a GPU machine without network may lack some (CONTRIBUTING.md)
+NEEDS = {
+    "tests": ("pytest", "yaml", "papermill", "nbformat", "ipykernel", "matplotlib", "numpy", "tqdm"),
+    "notebooks": ("papermill", "ipykernel", "matplotlib", "numpy", "tqdm"),
+    "identity": ("numpy", "tqdm"),
+    "bench": ("numpy", "tqdm"),
+}
+
+
+def missing_packages(parts) -> list[str]:
+    """The modules the given parts import that this Python cannot find, each named once."""
+    import importlib.util
+
+    names = dict.fromkeys(n for part in parts for n in NEEDS[part])
+    return [n for n in names if importlib.util.find_spec(n) is None]
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -151,6 +166,13 @@ def main() -> int:
     skip = {s for s in args.skip.split(",") if s}
     if skip - set(PARTS):
         parser.error(f"unknown part(s) {sorted(skip - set(PARTS))}; valid: {', '.join(PARTS)}")
+    missing = missing_packages(p for p in PARTS if p not in skip)
+    if missing:
+        print(
+            f"gpu-check needs {', '.join(missing)}, which {sys.executable} cannot import: install requirements.txt, "
+            "or on a machine without network carry their wheels (CONTRIBUTING.md, 'The GPU check'), or --skip parts"
+        )
+        return 2
     import torch
 
     if not torch.cuda.is_available():
