@@ -5,7 +5,7 @@ Every notebook imports from here instead of re-defining code (README.md's table 
 - data, models, networks, augment, protocol, training      the data, the networks, how a set is scored
 - loop, checkpoint, hparams, validate, synthetic            the shared method layer
 - matching, feature_maps, ridge, ranking                    method-family maths
-- repro, config, experiment, results, atomic                reproducibility, profiles, runs and their records
+- repro, config, claims, experiment, results, atomic        reproducibility, profiles, claims, runs and records
 - viz, progress, notebook_runner                            figures, progress bars, running the notebooks
 - methods                                                   one module per method with one interface
 """

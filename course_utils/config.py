@@ -21,6 +21,8 @@ from typing import Any, Mapping
 from . import validate as checks
 
 PROFILE_NAMES = ("quick", "standard", "full")
+#: The defaults every notebook's parameters cell declares besides its profile (a test checks that they agree).
+NOTEBOOK_DEFAULTS: Mapping[str, Any] = MappingProxyType({"dataset": "mnist", "seed": 0})
 
 #: Settings shared by every notebook. quick = a 2-core laptop CPU (and CI), each notebook <= ~4 min;
 #: standard = one GPU, minutes per notebook, close to the papers; full = the papers' settings.
@@ -302,6 +304,16 @@ def resolve(profile: str = "quick", notebook: str | None = None, **parameters: A
             settings[key] = tuple(value) if isinstance(value, list) else value
     validate(settings)
     return settings
+
+
+def is_default(settings: Mapping[str, Any], notebook: str | None = None) -> bool:
+    """Whether ``settings`` are ``notebook``'s defaults for their profile, the device aside: the run its text describes.
+
+    >>> is_default(resolve("quick", dataset="fashion_mnist"))
+    False
+    """
+    reference = resolve(settings["profile"], notebook=notebook, **NOTEBOOK_DEFAULTS)
+    return {k: v for k, v in settings.items() if k != "device"} == {k: v for k, v in reference.items() if k != "device"}
 
 
 def _assigned_names(source: str, *, annotated_only: bool) -> list[str]:
