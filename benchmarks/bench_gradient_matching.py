@@ -1,7 +1,7 @@
 """Benchmark of one DC / DSA outer matching step against its floor and the per-class loop (a script, not a test).
 
 Setting (the speed figure of the DC reference): MNIST, default ConvNet (width 128, depth 3, instance norm),
-IPC 10, 256 real images per class, distance "ours". One *outer step* = for every class, forward+backward of its
+IPC 10, 256 real images per class, distance "layerwise". One *outer step* = for every class, forward+backward of its
 256 real images and of its 10 synthetic images, the layer-wise distance, its backward to the images (second
 order through the synthetic gradients), then one image update. Prints one JSON object; per method (``dc``,
 ``dsa``), measured in the same process:
@@ -259,7 +259,7 @@ def main() -> None:
             "model": "convnet (width 128, depth 3, instance norm)",
             "ipc": args.ipc,
             "batch_real": args.batch_real,
-            "distance": "ours",
+            "distance": "layerwise",
         }
     }
     for name in args.methods.split(","):

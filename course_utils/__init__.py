@@ -6,6 +6,7 @@ Every notebook imports from here instead of re-defining code (README.md's table 
 - loop, checkpoint, hparams, validate, synthetic            the shared method layer
 - matching, feature_maps, ridge, ranking                    method-family maths
 - repro, config, claims, experiment, results, atomic        reproducibility, profiles, claims, runs and records
+- papers                                                    the papers' reported numbers, cited
 - viz, progress, notebook_runner                            figures, progress bars, running the notebooks
 - methods                                                   one module per method with one interface
 """

@@ -246,6 +246,10 @@ class Settings(dict):
     def as_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.items()}
 
+    def parameters(self) -> dict:
+        """The settings a notebook's parameters cell can set (those ``resolve`` was given), e.g. to print them."""
+        return {k: self[k] for k in getattr(self, "_parameters", self) if k in self}
+
 
 _POSITIVE_SUFFIXES = ("_epochs", "_models", "_width", "_steps", "_iterations", "_size", "_draws")
 
@@ -299,6 +303,7 @@ def resolve(profile: str = "quick", notebook: str | None = None, **parameters: A
         checks.choice("notebook", notebook, tuple(NOTEBOOK_PROFILES))
         settings.update(NOTEBOOK_PROFILES[notebook][profile])
     settings["profile"] = profile
+    settings._parameters = ("profile", *parameters)
     for key, value in parameters.items():
         if value is not None:
             settings[key] = tuple(value) if isinstance(value, list) else value

@@ -7,7 +7,7 @@ gradient of the real class ``T_c``, for many networks ``θ`` along their trainin
 
 The distance ``D`` is a sum over the layers ``l`` of the network (``A = ∇_{θ_l} ℓ(S_c)``, ``B = ∇_{θ_l} ℓ(T_c)``):
 
-``"ours"`` (the DC paper's layer-wise distance)
+``"layerwise"`` (the DC paper's layer-wise distance; its code calls it "ours")
     every parameter tensor is reshaped to ``(out_channels, -1)`` (a conv kernel ``(o, i, h, w)`` becomes ``o``
     rows of length ``i·h·w``, a linear weight ``(o, i)`` stays as it is) and
         d(A, B) = Σ_i ( 1 − ⟨A_i, B_i⟩ / (‖A_i‖ ‖B_i‖ + ε) ),      ε = 1e-6,
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: Gradient distances: the DC paper's layer-wise one, squared error, one global cosine.
-DISTANCES: tuple[str, ...] = ("ours", "mse", "cos")
+DISTANCES: tuple[str, ...] = ("layerwise", "mse", "cos")
 #: How per-class gradients are computed: one pass over all classes (torch.func), or one pass per class.
 IMPLEMENTATIONS: tuple[str, ...] = ("batched", "loop")
 #: ε in the cosine denominators (the reference's value).
@@ -79,10 +79,10 @@ def check_implementation(implementation: str) -> str:
     return implementation
 
 
-def matched_parameter_names(model: nn.Module, distance: str = "ours") -> list[str]:
-    """Names of the parameters whose gradients ``distance`` compares (``ours``: only those with ≥ 2 dims)."""
+def matched_parameter_names(model: nn.Module, distance: str = "layerwise") -> list[str]:
+    """Names of the parameters whose gradients ``distance`` compares (``layerwise``: only those with ≥ 2 dims)."""
     check_distance(distance)
-    return [n for n, p in model.named_parameters() if p.requires_grad and (distance != "ours" or p.dim() > 1)]
+    return [n for n, p in model.named_parameters() if p.requires_grad and (distance != "layerwise" or p.dim() > 1)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def matched_parameter_names(model: nn.Module, distance: str = "ours") -> list[st
 
 
 def class_distances(
-    g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "ours", eps: float = EPS
+    g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "layerwise", eps: float = EPS
 ) -> Tensor:
     """``D(g_syn[c], g_real[c])`` for every class ``c``: a tensor of shape ``(K,)``.
 
@@ -112,7 +112,7 @@ def class_distances(
             )
     k = g_real[0].shape[0]
     total = g_syn[0].new_zeros(k)
-    if distance == "ours":
+    if distance == "layerwise":
         for a, b in zip(g_real, g_syn):
             if a.dim() == 2:  # a 1-D parameter (bias, norm scale/shift): contributes 0
                 continue
@@ -131,7 +131,7 @@ def class_distances(
 
 
 def gradient_distance(
-    g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "ours", eps: float = EPS
+    g_real: Sequence[Tensor], g_syn: Sequence[Tensor], distance: str = "layerwise", eps: float = EPS
 ) -> Tensor:
     """``D(g_syn, g_real)`` for one class: lists of per-parameter gradients with the parameters' shapes."""
     return class_distances([a.unsqueeze(0) for a in g_real], [b.unsqueeze(0) for b in g_syn], distance, eps)[0]
@@ -204,7 +204,7 @@ def matching_loss(
     syn: Tensor,
     syn_labels: Tensor,
     *,
-    distance: str = "ours",
+    distance: str = "layerwise",
     implementation: str = "batched",
 ) -> tuple[Tensor, Tensor]:
     """The DC matching loss ``Σ_c D(∇_θ ℓ(S_c), ∇_θ ℓ(T_c))`` and its per-class terms ``(K,)``.

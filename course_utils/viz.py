@@ -57,6 +57,38 @@ def show_grid(
     return fig
 
 
+def show_sets(
+    sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    class_names: Sequence[str],
+    mean: Sequence[float] = (0.0,),
+    std: Sequence[float] = (1.0,),
+    per_class: int = 10,
+    pad: int = 2,
+) -> Figure:
+    """Several sets side by side, one panel each: a row per class (named on the axis), ``per_class`` images per row.
+
+    ``sets`` maps a panel title to ``(images, labels)`` on any device. Each panel is ONE image (the tiles pasted
+    into an array), so the class names stay readable however many images there are.
+    """
+    k = len(class_names)
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.4 * len(sets), 0.42 * k + 0.9), squeeze=False)
+    for ax, (title, (images, labels)) in zip(axes[0], sets.items()):
+        pixels, labels = to_pixels(images, mean, std), labels.detach().cpu()
+        c, h, w = pixels.shape[1:]
+        canvas = torch.ones(k * (h + pad), per_class * (w + pad), 3)
+        for cls in range(k):
+            for j, tile in enumerate(pixels[labels == cls][:per_class]):
+                top, left = cls * (h + pad), j * (w + pad)
+                canvas[top : top + h, left : left + w] = tile.permute(1, 2, 0).expand(h, w, 3)
+        ax.imshow(canvas.numpy(), interpolation="nearest")
+        ax.set_yticks([cls * (h + pad) + h / 2 for cls in range(k)], list(class_names))
+        ax.set_xticks([])
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_curves(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     *,
@@ -87,10 +119,14 @@ def plot_accuracy_vs_ipc(
         means = _values([by_ipc[i][0] for i in ipcs])
         stds = _values([by_ipc[i][1] or 0.0 for i in ipcs])  # None: a single network, no spread
         ax.errorbar(ipcs, means, yerr=stds, marker="o", capsize=3, label=method)
+    ax.set_xscale("log")
+    all_ipcs = sorted({i for by_ipc in table.values() for i in by_ipc})
+    ax.set_xticks(all_ipcs, [str(i) for i in all_ipcs])  # the IPCs that were run, not powers of ten
+    ax.minorticks_off()
     for name, value in (reference or {}).items():
         ax.axhline(value, ls="--", color="gray")
-        ax.annotate(name, (ax.get_xlim()[0], value), textcoords="offset points", xytext=(4, 3), fontsize=8)
-    ax.set_xscale("log")
+        # x in axes fraction, y in data: the label stays inside the axes whatever the x scale
+        ax.annotate(name, (0, value), xycoords=ax.get_yaxis_transform(), textcoords="offset points", xytext=(4, 3))
     return _finish(fig, ax, "images per class (log scale)", "test accuracy (%)", title)
 
 

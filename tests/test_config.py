@@ -66,3 +66,9 @@ def test_notebook_entries_merge_over_the_shared_profile():
             assert all(cfg[k] == v or isinstance(v, list) for k, v in entry[profile].items())
     with pytest.raises(ValueError, match="notebook='99_nothing'"):
         config.resolve("quick", notebook="99_nothing")
+
+
+def test_settings_show_the_notebooks_parameters_only():
+    cfg = config.resolve("quick", notebook="03_gradient_matching", dataset="mnist", seed=0, ipcs=None, device="cpu")
+    assert list(cfg.parameters()) == ["profile", "dataset", "seed", "ipcs", "device"]
+    assert "coreset_pool_per_class" in cfg and cfg.parameters()["ipcs"] == (1, 10)  # the profile's value, shown

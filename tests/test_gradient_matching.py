@@ -40,11 +40,11 @@ def test_ours_distance_by_hand():
     eps = matching.EPS
     # rows (1,0)·(0,2): cos 0 -> 1;  (1,1)·(2,2): cos 1 -> 0;  linear (3,4)·(4,3) = 24/25 -> 1/25; bias -> 0
     expected = (1 - 0 / (1 * 2 + eps)) + (1 - 4 / (math.sqrt(2) * math.sqrt(8) + eps)) + (1 - 24 / (25 + eps))
-    got = matching.gradient_distance(a, b, "ours")
+    got = matching.gradient_distance(a, b, "layerwise")
     assert got.item() == pytest.approx(expected, abs=1e-6)
     assert got.item() == pytest.approx(1 + 1 / 25, abs=1e-5)
     # 1-D parameters contribute exactly 0, whatever their gradients
-    assert matching.gradient_distance(a[2:], b[2:], "ours").item() == 0.0
+    assert matching.gradient_distance(a[2:], b[2:], "layerwise").item() == 0.0
 
 
 def test_mse_and_cos_distances_by_hand():
@@ -71,7 +71,7 @@ def test_class_distances_equal_one_class_at_a_time():
 
 def test_distance_errors_name_the_bad_value():
     a = [torch.ones(2, 3)]
-    with pytest.raises(ValueError, match="unknown gradient distance 'l2'.*ours, mse, cos"):
+    with pytest.raises(ValueError, match="unknown gradient distance 'l2'.*layerwise, mse, cos"):
         matching.gradient_distance(a, a, "l2")
     with pytest.raises(ValueError, match="same non-empty list"):
         matching.class_distances(a, a + a)
@@ -88,7 +88,7 @@ def test_distance_errors_name_the_bad_value():
 
 def test_matched_parameters_skip_1d_for_ours():
     net = net_for()
-    ours = matching.matched_parameter_names(net, "ours")
+    ours = matching.matched_parameter_names(net, "layerwise")
     assert ours and all(dict(net.named_parameters())[n].dim() > 1 for n in ours)
     assert matching.matched_parameter_names(net, "mse") == [n for n, _ in net.named_parameters()]
 
@@ -233,17 +233,18 @@ def test_noise_init_and_callback(blob_set):
 def test_loop_schedule():
     assert dc.loop_schedule(1) == (1, 1) and dc.loop_schedule(10) == (10, 50) and dc.loop_schedule(50) == (50, 10)
     assert dc.loop_schedule(7, 3, 4) == (3, 4) and dc.loop_schedule(10, inner_loop=5) == (10, 5)
-    with pytest.raises(
-        ValueError, match="ipc=7 has no outer/inner loop schedule; scheduled ipcs: 1, 10, 20, 30, 40, 50"
-    ):
-        dc.loop_schedule(7)
+    # an IPC the papers do not list runs with the nearest listed IPC's schedule (ties to the smaller)
+    assert dc.loop_schedule(3) == (1, 1) and dc.loop_schedule(5) == (1, 1) and dc.loop_schedule(6) == (10, 50)
+    assert dc.loop_schedule(15) == (10, 50) and dc.loop_schedule(26) == (30, 20) and dc.loop_schedule(100) == (50, 10)
+    assert dc.loop_schedule(7, inner_loop=5) == (10, 5)
+    with pytest.raises(ValueError, match="ipc"):
+        dc.loop_schedule(0)
 
 
 def test_distill_errors_name_the_bad_value(blob_set):
     train = blob_set(8)
     g = torch.Generator().manual_seed(0)
-    with pytest.raises(ValueError, match="ipc=3 has no outer/inner loop schedule"):
-        dc.distill(train, 3, generator=g, steps=1)
+    assert dc.distill(train, 3, generator=g, steps=1).meta["outer_loop"] == 1  # IPC 1's schedule, the nearest
     with pytest.raises(ValueError, match="unknown gradient distance 'l1'"):
         dc.distill(train, 1, generator=g, distance="l1")
     with pytest.raises(ValueError, match="init='zeros' is not valid; valid: real, noise"):

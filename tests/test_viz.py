@@ -23,6 +23,11 @@ def test_curves_and_accuracy_plot():
     assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_title() == "t"
     fig = viz.plot_accuracy_vs_ipc({"random": {1: (50.0, 1.0), 10: (80.0, 2.0)}}, reference={"full": 99.0})
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_ylabel() == "test accuracy (%)"
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10"]  # the IPCs run, not powers of ten
+    fig.canvas.draw()  # the reference's label sits inside the axes (it was drawn off them once the x scale was log)
+    box, inside = ax.texts[0].get_window_extent(), ax.get_window_extent()
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 <= inside.y1
 
 
 def test_plots_take_tensors_and_single_network_results():
@@ -34,3 +39,16 @@ def test_plots_take_tensors_and_single_network_results():
     viz.plot_accuracy_vs_ipc({"kip": {1: (93.0, None), 10: (torch.tensor(95.0), torch.tensor(0.5))}})
     labels = torch.tensor([1, 0])  # grids take images and labels on different devices: both move to the CPU
     assert len(viz.show_grid(torch.zeros(2, 1, 4, 4, dtype=torch.float64), labels).axes) == 2
+
+
+def test_sets_side_by_side_one_panel_per_set_with_readable_class_names():
+    images = torch.rand(6, 1, 4, 4)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    fig = viz.show_sets(
+        {"a": (images, labels), "b": (images[::2], labels[::2])}, class_names=["x", "y", "z"], per_class=2
+    )
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x", "y", "z"]
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert shown.shape == (3 * 6, 2 * 6, 3)  # 3 classes × 2 images, 4-pixel tiles padded by 2
+    assert torch.allclose(torch.as_tensor(shown[6:10, 6:10, 0]), images[3, 0])  # class y's second image, in place

@@ -8,7 +8,7 @@ met along training, each synthetic class induces the same gradient as the real c
     S  ← S − η_S · ∇_S Σ_c D(...)                     (SGD, lr_img 0.1, momentum 0.5)      outer step
     θ_{t+1} ← θ_t − η_θ · ∇_θ ℓ(A(S); θ_t)            (plain SGD, lr_net 0.01, ς_θ steps)    inner loop
 
-``D`` is the layer-wise distance of ``course_utils.matching`` (``"ours"``: per output channel 1 − cos; also
+``D`` is the layer-wise distance of ``course_utils.matching`` (``"layerwise"``: per output channel 1 − cos; also
 ``"mse"`` and ``"cos"``), ``ℓ`` the mean cross-entropy of one class's batch (``batch_real`` real images of
 class ``c``, all ``ipc`` synthetic ones), ``A`` the identity for DC and a siamese differentiable augmentation
 for DSA (``course_utils.methods.dsa``; the same transformation for ``S_c`` and ``T_c``).
@@ -29,8 +29,8 @@ one pass (``"batched"``: one forward, ``torch.func.vmap`` over classes). ``"auto
 the per-class loop's many small kernels and autograd calls leave the device idle, and the loop on CPU, where the
 passes cost the same however they are grouped and the vectorised backward's grouped kernels are slower
 (``benchmarks/bench_gradient_matching.py``: on 2 CPU cores the loop reaches the floor, batched takes 3x as long).
-Both give the same loss values. Only the parameters the distance compares are differentiated (``"ours"``: not the
-1-D ones),
+Both give the same loss values. Only the parameters the distance compares are differentiated (``"layerwise"``: not
+the 1-D ones),
 and the second-order backward runs to the images only, never to the network's parameters.
 
 One outer step of the shared loop (``course_utils.loop``) is one outer iteration: the loop owns checkpoints and
@@ -63,17 +63,17 @@ IMPLEMENTATION_CHOICES: tuple[str, ...] = ("auto",) + matching.IMPLEMENTATIONS
 
 
 def loop_schedule(ipc: int, outer_loop: int | None = None, inner_loop: int | None = None) -> tuple[int, int]:
-    """``(outer_loop, inner_loop)`` for ``ipc``: the reference's table, or the explicit values."""
-    if outer_loop is None or inner_loop is None:
-        if ipc not in LOOPS:
-            raise ValueError(
-                f"ipc={ipc} has no outer/inner loop schedule; scheduled ipcs: "
-                f"{', '.join(map(str, LOOPS))}; pass outer_loop= and inner_loop= for other values"
-            )
-        default_outer, default_inner = LOOPS[ipc]
-        outer_loop = default_outer if outer_loop is None else outer_loop
-        inner_loop = default_inner if inner_loop is None else inner_loop
-    return outer_loop, inner_loop
+    """``(outer_loop, inner_loop)`` for ``ipc``: explicit values win, else the papers' table ``LOOPS``.
+
+    An IPC the table does not list takes the schedule of the nearest listed IPC (ties to the smaller one): IPC 3 runs
+    as IPC 1 (1, 1), IPC 7 as IPC 10 (10, 50), IPC 100 as IPC 50 (50, 10).
+    """
+    validate.positive_int("ipc", ipc)
+    default_outer, default_inner = LOOPS[min(LOOPS, key=lambda listed: (abs(listed - ipc), listed))]
+    return (
+        default_outer if outer_loop is None else outer_loop,
+        default_inner if inner_loop is None else inner_loop,
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Config(LoopConfig):
     outer_loop: int | None = None  # matching steps per fresh network (None: LOOPS[ipc])
     inner_loop: int | None = None  # epochs of network training on S between matching steps (None: LOOPS[ipc])
     init: str = "real"  # real | noise
-    distance: str = "ours"  # ours | mse | cos
+    distance: str = "layerwise"  # layerwise | mse | cos
     lr_img: float = 0.1  # SGD on the images
     momentum_img: float = 0.5
     lr_net: float = 0.01  # plain SGD of the inner loop
