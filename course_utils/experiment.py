@@ -24,7 +24,16 @@ from . import methods, networks, protocol, repro, results, training, validate
 from .data import ImageSet
 from .synthetic import SyntheticSet
 
-__all__ = ["MethodRun", "eval_protocol", "eval_kwargs", "distill_model", "run_method", "run_full_data", "save_result"]
+__all__ = [
+    "MethodRun",
+    "eval_protocol",
+    "eval_kwargs",
+    "distill_model",
+    "run_method",
+    "run_full_data",
+    "save_set",
+    "save_result",
+]
 
 
 @dataclass
@@ -124,36 +133,17 @@ def run_method(
     result = _merge(evals)
     path = None
     if save:
-        syn = sets[0]
-        params = {
-            "ipc": ipc,
-            "profile": cfg.get("profile"),
-            "variant": variant,
-            "draws": draws,
-            "hparams": syn.meta.get("hparams", {}),
-            "model": syn.meta.get("model"),
-            "feature_map": syn.meta.get("feature_map"),
-            "eval": {
-                "model": kwargs["model"],
-                "model_kwargs": kwargs["model_kwargs"],
-                "num_models": kwargs["num_models"],
-            },
-            "test_images": len(test_set),
-        }
-        extra = {"draw_means": [r.mean for r in evals]} if draws > 1 else {}
-        path = save_result(
+        evaluation = {k: kwargs[k] for k in ("model", "model_kwargs", "num_models")}
+        path = save_set(
             experiment,
-            method=method,
-            dataset=train_set.name,
+            method,
+            sets[0],
             cfg=cfg,
-            params=params,
+            seconds=distill_seconds,
+            params={"variant": variant, "draws": draws, "eval": evaluation, "test_images": len(test_set)},
             result=result,
-            metrics_extra=extra,
-            timings={
-                "distill": distill_seconds,
-                "evaluate_train": sum(result.train_seconds),
-                "evaluate_test": sum(result.test_seconds),
-            },
+            metrics_extra={"draw_means": [r.mean for r in evals]} if draws > 1 else {},
+            timings={"evaluate_train": sum(result.train_seconds), "evaluate_test": sum(result.test_seconds)},
         )
     return MethodRun(method, ipc, sets[0], result, distill_seconds, path, evals)
 
@@ -192,6 +182,34 @@ def run_full_data(
             timings={"train": result.train_seconds[0], "test": result.test_seconds[0]},
         )
     return net, result, path
+
+
+def save_set(
+    experiment: str,
+    method: str,
+    syn: SyntheticSet,
+    *,
+    cfg: Mapping[str, Any],
+    seconds: float,
+    params: Mapping[str, Any] | None = None,
+    timings: Mapping[str, float] | None = None,
+    **evaluation: Any,
+) -> Path:
+    """Record how a distilled set scored: its parameters come from the set itself (ipc, hyperparameters, model or
+    feature map, as ``loop.run`` wrote them into its meta) plus ``params``; ``seconds`` is the distillation time;
+    ``evaluation`` is ``save_result``'s ``result=`` or ``accuracies=`` / ``protocol_info=``, and ``metrics_extra=``."""
+    meta = syn.meta
+    own = {"ipc": syn.ipc, "profile": cfg.get("profile"), "hparams": meta.get("hparams", {})}
+    own.update({k: meta.get(k) for k in ("model", "feature_map")})
+    return save_result(
+        experiment,
+        method=method,
+        dataset=meta.get("dataset", cfg.get("dataset")),
+        cfg=cfg,
+        params={**own, **dict(params or {})},
+        timings={"distill": seconds, **dict(timings or {})},
+        **evaluation,
+    )
 
 
 def save_result(

@@ -1,0 +1,54 @@
+"""A run's record: every set's parameters come from the set itself, in one schema, for package and notebook runs."""
+
+import torch
+
+from course_utils import experiment, results
+from course_utils.methods import dc
+
+CFG = {
+    "model": "convnet",
+    "model_width": 8,
+    "eval_models": 1,
+    "eval_epochs": 1,
+    "eval_protocol": "plain",
+    "seed": 0,
+    "device": "cpu",
+    "profile": "test",
+    "dataset": "mnist",
+    "random_draws": 2,
+}
+
+
+def test_run_method_records_the_sets_parameters_and_timings(mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
+    train, test = mnist
+    test = test.balanced_subset(5, torch.Generator().manual_seed(0))
+    run = experiment.run_method("random", train, test, 1, cfg=CFG, experiment="exp", variant="v")
+    record = results.read_record(run.record_path)
+    params = record["params"]
+    assert (params["ipc"], params["profile"], params["variant"], params["draws"]) == (1, "test", "v", 2)
+    assert params["eval"] == {"model": "convnet", "model_kwargs": {"width": 8}, "num_models": 1}
+    assert {"hparams", "model", "feature_map"} <= set(params) and params["test_images"] == 50
+    assert set(record["timings_s"]) == {"distill", "evaluate_train", "evaluate_test"}
+    assert len(record["metrics"]["draw_means"]) == 2 and record["dataset"] == "mnist"
+
+
+def test_save_set_takes_the_sets_own_meta(mnist, tmp_path):
+    train, _ = mnist
+    small = train.balanced_subset(20, torch.Generator().manual_seed(0))
+    syn = dc.distill(small, 1, generator=torch.Generator().manual_seed(0), steps=1, batch_real=4, model="convnet")
+    path = experiment.save_set(
+        "exp",
+        "dc",
+        syn,
+        cfg={**CFG, "dataset": "ignored: the set knows its dataset"},
+        seconds=1.5,
+        params={"steps": 1},
+        accuracies=[50.0],
+        protocol_info="a test",
+        folder=tmp_path,
+    )
+    record = results.read_record(path)
+    assert record["dataset"] == "mnist" and record["params"]["steps"] == 1 and record["params"]["ipc"] == 1
+    assert record["params"]["hparams"]["steps"] == 1 and record["params"]["model"]["model"] == "convnet"
+    assert record["timings_s"] == {"distill": 1.5} and record["metrics"]["mean"] == 50.0
