@@ -51,3 +51,20 @@ def _blob_set(n_per_class: int = 20, num_classes: int = 10, seed: int = 0, name:
 def blob_set():
     """Factory of learnable toy sets: ``blob_set(n_per_class=20, num_classes=10, seed=0)``."""
     return _blob_set
+
+
+@pytest.fixture
+def tiny_cfg() -> dict:
+    """Settings for a run that takes seconds: a width-8 ConvNet, one network, one epoch, no augmentation."""
+    return {
+        "model": "convnet",
+        "model_width": 8,
+        "eval_models": 1,
+        "eval_epochs": 1,
+        "eval_protocol": "plain",
+        "seed": 0,
+        "device": "cpu",
+        "profile": "test",
+        "dataset": "mnist",
+        "random_draws": 2,
+    }

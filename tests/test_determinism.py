@@ -39,23 +39,12 @@ def test_same_seed_gives_bit_identical_sets_and_accuracies(mnist):
     assert a[0][1] != c[0][1]  # another seed draws another random subset
 
 
-def test_a_run_does_not_depend_on_the_runs_before_it(mnist):
+def test_a_run_does_not_depend_on_the_runs_before_it(mnist, tiny_cfg):
     """Each run draws from a generator derived from (seed, method, dataset, ipc, variant, draw): the same set
     whether or not other runs came first in the notebook."""
     train, test = mnist
     test = test.balanced_subset(10, torch.Generator().manual_seed(0))
-    cfg = {
-        "model": "convnet",
-        "model_width": 8,
-        "eval_models": 1,
-        "eval_epochs": 1,
-        "eval_protocol": "plain",
-        "seed": 0,
-        "device": "cpu",
-        "profile": "test",
-        "dataset": "mnist",
-        "random_draws": 3,
-    }
+    cfg = {**tiny_cfg, "random_draws": 3}
     alone = experiment.run_method("random", train, test, 1, cfg=cfg, experiment="x", save=False)
     experiment.run_method("herding", train, test, 1, cfg=cfg, experiment="x", save=False, pool_per_class=5)
     after = experiment.run_method("random", train, test, 1, cfg=cfg, experiment="x", save=False)

@@ -5,25 +5,12 @@ import torch
 from course_utils import experiment, results
 from course_utils.methods import dc
 
-CFG = {
-    "model": "convnet",
-    "model_width": 8,
-    "eval_models": 1,
-    "eval_epochs": 1,
-    "eval_protocol": "plain",
-    "seed": 0,
-    "device": "cpu",
-    "profile": "test",
-    "dataset": "mnist",
-    "random_draws": 2,
-}
 
-
-def test_run_method_records_the_sets_parameters_and_timings(mnist, tmp_path, monkeypatch):
+def test_run_method_records_the_sets_parameters_and_timings(mnist, tmp_path, monkeypatch, tiny_cfg):
     monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
     train, test = mnist
     test = test.balanced_subset(5, torch.Generator().manual_seed(0))
-    run = experiment.run_method("random", train, test, 1, cfg=CFG, experiment="exp", variant="v")
+    run = experiment.run_method("random", train, test, 1, cfg=tiny_cfg, experiment="exp", variant="v")
     record = results.read_record(run.record_path)
     params = record["params"]
     assert (params["ipc"], params["profile"], params["variant"], params["draws"]) == (1, "test", "v", 2)
@@ -33,7 +20,7 @@ def test_run_method_records_the_sets_parameters_and_timings(mnist, tmp_path, mon
     assert len(record["metrics"]["draw_means"]) == 2 and record["dataset"] == "mnist"
 
 
-def test_save_set_takes_the_sets_own_meta(mnist, tmp_path):
+def test_save_set_takes_the_sets_own_meta(mnist, tmp_path, tiny_cfg):
     train, _ = mnist
     small = train.balanced_subset(20, torch.Generator().manual_seed(0))
     syn = dc.distill(small, 1, generator=torch.Generator().manual_seed(0), steps=1, batch_real=4, model="convnet")
@@ -41,7 +28,7 @@ def test_save_set_takes_the_sets_own_meta(mnist, tmp_path):
         "exp",
         "dc",
         syn,
-        cfg={**CFG, "dataset": "ignored: the set knows its dataset"},
+        cfg={**tiny_cfg, "dataset": "ignored: the set knows its dataset"},
         seconds=1.5,
         params={"steps": 1},
         accuracies=[50.0],
