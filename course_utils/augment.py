@@ -159,6 +159,24 @@ class DSAParams:
             )
 
 
+def to_device_together(tensors: Sequence[Tensor], device: torch.device | str) -> list[Tensor]:
+    """Move small tensors (parameters, indices) to ``device`` in ONE host-to-device copy.
+
+    A copy from pageable host memory waits until the GPU has finished the work already queued, so one copy per
+    parameter tensor stalls the queue many times per step. The tensors are packed into one float64 buffer (exact for
+    float32, bool and integers below 2**53), moved, split and cast back: the values are unchanged.
+    """
+    device = torch.device(device)
+    if all(t.device == device for t in tensors):
+        return list(tensors)
+    flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float64) for t in tensors]).to(device)
+    out, start = [], 0
+    for t in tensors:
+        out.append(flat[start : start + t.numel()].view(t.shape).to(t.dtype))
+        start += t.numel()
+    return out
+
+
 @dataclass(frozen=True)
 class AugSample:
     """One draw of DSA: which op(s) to apply and their parameters for ``n`` images.
@@ -190,8 +208,9 @@ class AugSample:
     _TENSORS = ("flip", "scale", "angle", "crop_u", "cutout_u", "brightness", "saturation", "contrast")
 
     def to(self, device: torch.device | str) -> "AugSample":
-        """The same sample with every tensor on ``device``."""
-        return replace(self, **{k: getattr(self, k).to(device) for k in self._TENSORS if getattr(self, k) is not None})
+        """The same sample with every tensor on ``device`` (moved in one copy, see ``to_device_together``)."""
+        keys = [k for k in self._TENSORS if getattr(self, k) is not None]
+        return replace(self, **dict(zip(keys, to_device_together([getattr(self, k) for k in keys], device))))
 
     def __len__(self) -> int:
         return self.n
@@ -475,29 +494,45 @@ class DSA:
                 f"expected real (K, n, C, H, W) and synthetic (K, m, C, H, W) batches with the same K, got "
                 f"{tuple(real.shape)} and {tuple(syn.shape)}"
             )
-        samples = [self.sample(1, generator, device=real.device) for _ in range(k)]
+        # drawn on the generator's device; every index and parameter then reaches the images' device in one copy
+        samples = [self.sample(1, generator) for _ in range(k)]
         groups: dict[tuple[str, ...], list[int]] = {}
         for c, smp in enumerate(samples):
             groups.setdefault(smp.ops, []).append(c)
-        shape_r, shape_s = real.shape[2:], syn.shape[2:]
-        pieces_r, pieces_s, order = [], [], []
+        order = [c for classes in groups.values() for c in classes]
+        group_samples = []
         for ops, classes in groups.items():
-            idx = torch.tensor(classes, device=real.device)
             group = [samples[c] for c in classes]
-            xr = real.index_select(0, idx).reshape(-1, *shape_r)
-            xs = syn.index_select(0, idx).reshape(-1, *shape_s)
             params = {
                 key: torch.cat([a, b])
                 for (key, a), b in zip(_per_image(group, n).items(), _per_image(group, m).values())
             }
-            out = self.apply(torch.cat([xr, xs]), AugSample(n=len(xr) + len(xs), ops=ops, **params))
+            group_samples.append(AugSample(n=len(classes) * (n + m), ops=ops, **params))
+        order_t = torch.tensor(order)
+        host = [order_t, torch.argsort(order_t)]
+        for smp in group_samples:
+            host += [getattr(smp, key) for key in AugSample._TENSORS if getattr(smp, key) is not None]
+        moved = iter(to_device_together(host, real.device))
+        perm, inverse = next(moved), next(moved)
+        permuted = order != sorted(order)
+        if permuted:  # classes that drew the same op(s) become neighbours
+            real, syn = real.index_select(0, perm), syn.index_select(0, perm)
+        shape_r, shape_s = real.shape[2:], syn.shape[2:]
+        pieces_r, pieces_s, start = [], [], 0
+        for classes, smp in zip(groups.values(), group_samples):
+            keys = [key for key in AugSample._TENSORS if getattr(smp, key) is not None]
+            smp = replace(smp, **{key: next(moved) for key in keys})
+            stop = start + len(classes)
+            xr = real[start:stop].reshape(-1, *shape_r)
+            xs = syn[start:stop].reshape(-1, *shape_s)
+            out = self.apply(torch.cat([xr, xs]), smp)
             pieces_r.append(out[: len(xr)].view(len(classes), n, *shape_r))
             pieces_s.append(out[len(xr) :].view(len(classes), m, *shape_s))
-            order += classes
-        if len(groups) == 1:
-            return pieces_r[0], pieces_s[0]
-        inverse = torch.argsort(torch.tensor(order, device=real.device))
-        return torch.cat(pieces_r).index_select(0, inverse), torch.cat(pieces_s).index_select(0, inverse)
+            start = stop
+        real, syn = torch.cat(pieces_r), torch.cat(pieces_s)
+        if permuted:
+            real, syn = real.index_select(0, inverse), syn.index_select(0, inverse)
+        return real, syn
 
 
 def _per_image(samples: Sequence[AugSample], repeats: int) -> dict[str, Tensor]:

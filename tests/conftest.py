@@ -14,22 +14,28 @@ from course_utils.data import ImageSet
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
-    """../shared/data next to the repository (as CI lays it out), or $COURSE_SHARED_DATA."""
+    """The original MNIST / Fashion-MNIST .gz files: $COURSE_SHARED_DATA, else ../shared/data next to the repository
+    (as CI lays it out), else the repository's own data/ (a GPU machine gets the archives carried there).
+
+    Skips the test, naming where it looked, when none holds ``MNIST/raw/*.gz``.
+    """
     env = os.environ.get("COURSE_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [Path(env)] if env else [repo.parent / "shared" / "data", repo / "data"]
+    for src in candidates:
+        if any((src / "MNIST" / "raw").glob("*.gz")):
+            return src
+    pytest.skip(
+        f"original MNIST .gz files not found (looked for MNIST/raw/*.gz under {', '.join(map(str, candidates))}; "
+        "set COURSE_SHARED_DATA to point elsewhere)"
+    )
 
 
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory, shared_data_dir) -> Path:
-    """A temporary data root holding copies of the shared MNIST / Fashion-MNIST .gz files."""
-    src = shared_data_dir
-    if not (src / "MNIST" / "raw").is_dir():
-        pytest.skip(
-            f"shared MNIST files not found at {src} (expected {src}/MNIST/raw/*.gz; "
-            "set COURSE_SHARED_DATA to point elsewhere)"
-        )
+    """A temporary data root holding copies of the original MNIST / Fashion-MNIST .gz files."""
     root = tmp_path_factory.mktemp("data_root")
-    data.copy_shared_data(src, root)
+    data.copy_shared_data(shared_data_dir, root)
     return root
 
 

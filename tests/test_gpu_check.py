@@ -40,7 +40,8 @@ def test_gpu_check_names_missing_packages_before_anything_runs(tmp_path):
         "import importlib.util as u\n_f = u.find_spec\n"
         "u.find_spec = lambda n, *a, **k: None if n in ('papermill', 'nbformat') else _f(n, *a, **k)\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(hide))
+    # prepended: a machine that finds its packages through PYTHONPATH keeps them
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--out", str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2 and "gpu-check needs papermill, nbformat, which" in proc.stdout

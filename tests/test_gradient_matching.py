@@ -165,6 +165,27 @@ def test_siamese_per_class_equals_per_class_transforms():
     assert len(ops) > 1, "the check is only meaningful when classes drew different ops"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_siamese_per_class_on_cuda_matches_cpu_and_parameters_move_exactly():
+    from course_utils.augment import to_device_together
+
+    host = [
+        torch.tensor([True, False]),
+        torch.tensor([3, 0, 7]),
+        torch.rand(2, 2, generator=torch.Generator().manual_seed(0)),
+    ]
+    moved = to_device_together(host, "cuda")
+    for a, b in zip(host, moved):
+        assert b.device.type == "cuda" and b.dtype == a.dtype and torch.equal(b.cpu(), a)
+    dsa = DSA("color_crop_cutout_flip_scale_rotate")
+    real, _ = class_batch(k=6, n=3, seed=3)
+    syn, _ = class_batch(k=6, n=2, seed=4)
+    r_cpu, s_cpu = dsa.siamese_per_class(real, syn, torch.Generator().manual_seed(0))
+    r_gpu, s_gpu = dsa.siamese_per_class(real.cuda(), syn.cuda(), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(r_gpu.cpu(), r_cpu, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(s_gpu.cpu(), s_cpu, rtol=1e-5, atol=1e-5)
+
+
 def test_gradient_reaches_the_images_through_dsa():
     net = net_for()
     real, ry = class_batch(n=4, seed=5)
