@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -62,6 +62,7 @@ __all__ = [
     "DSAParams",
     "AugSample",
     "DSA",
+    "DSAFields",
     "OPS",
     "MODES",
     "STRATEGIES",
@@ -543,6 +544,50 @@ def _per_image(samples: Sequence[AugSample], repeats: int) -> dict[str, Tensor]:
         if values[0] is not None:
             out[key] = torch.cat(values).repeat_interleave(repeats, dim=0)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# DSA's hyperparameters in a method's Config (DSA, DM)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DSAFields:
+    """The siamese augmentation's hyperparameters, for the ``Config`` of every method that uses it (DSA, DM).
+
+    ``strategy``: ops joined by "_" (``None``: ``strategy_for(dataset)``, filled in by ``resolved``; ``"none"``:
+    no augmentation); ``dsa_params``: their magnitudes (``DSAParams()``, the reference's; a dict of its fields is
+    accepted); ``dsa_mode``: ``"single"`` (one op per draw, the reference's) or ``"all"``. Mix it in FIRST,
+    ``class Config(DSAFields, LoopConfig)``: its ``__post_init__`` runs the next class's, then checks its own fields.
+    """
+
+    strategy: str | None = None
+    dsa_params: DSAParams = DSAParams()
+    dsa_mode: str = "single"
+
+    def __post_init__(self) -> None:
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()
+        if self.strategy is not None:
+            parse_strategy(self.strategy)
+        if self.dsa_mode not in MODES:
+            raise ValueError(f"dsa_mode={self.dsa_mode!r} is not valid; valid: {', '.join(MODES)}")
+        if not isinstance(self.dsa_params, DSAParams):
+            if not isinstance(self.dsa_params, Mapping):
+                raise ValueError(f"dsa_params must be a DSAParams or a dict of its fields, got {self.dsa_params!r}")
+            object.__setattr__(self, "dsa_params", DSAParams(**self.dsa_params))
+
+    def resolved(self, dataset_name: str):
+        """This config with ``strategy=None`` replaced by ``strategy_for(dataset_name)`` (so records name it)."""
+        return self if self.strategy is not None else replace(self, strategy=strategy_for(dataset_name))
+
+    def augmentation(self) -> DSA | None:
+        """The ``DSA`` these fields describe, or ``None`` for no augmentation (call ``resolved`` first)."""
+        if self.strategy is None:
+            raise ValueError("strategy is None: call resolved(dataset_name) first to use the dataset's strategy")
+        dsa = DSA(self.strategy, self.dsa_params, mode=self.dsa_mode)
+        return None if dsa.is_identity else dsa
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The claims a notebook's text makes about its own run, printed and checked in one place.
 
 A notebook says "DC beats random real images by more than 10 points"; the cell after the run states that claim as a
-boolean. For the run the text was written for (the profile's default settings, on any device: see
-``config.is_default``) a false claim is an error, because the text would be wrong. With other parameters (another
+boolean. For the runs the text was written for (the profile's default settings on every dataset of
+``config.CHECKED_DATASETS``, on any device: see ``config.is_checked``) a false claim is an error, because the text
+would be wrong; a margin that differs between those datasets is stated per dataset. With other parameters (another
 dataset, IPC or budget) a claim may honestly not hold: it is reported and the notebook goes on, so a batch rerun
 still finishes and keeps its records. Facts that hold for any settings (a theorem, balanced labels) are always strict.
 """

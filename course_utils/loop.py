@@ -1,4 +1,4 @@
-"""The one outer loop every iterative distillation method runs on (DD, DC, DSA, KIP; DM, MTT, ZEN, Acc-DD next).
+"""The one outer loop every iterative distillation method runs on (DD, DC, DSA, KIP, DM; MTT, ZEN, Acc-DD next).
 
 A method supplies a ``Distiller``: its state (synthetic images, optimisers, ...) and ``step(k)``, one outer step
 that returns its loss. ``run`` owns what every method needs:
@@ -31,10 +31,11 @@ import torch
 from . import __version__, checkpoint, hparams, repro, validate
 from .data import ImageSet
 from .progress import progress as progress_bar
-from .synthetic import SyntheticSet
+from .synthetic import SyntheticSet, class_labels, initial_images
 
 __all__ = [
     "Distiller",
+    "ImageDistiller",
     "StepEvent",
     "DivergenceError",
     "NonFiniteError",
@@ -118,6 +119,39 @@ class Distiller:
 
     def synthetic_set(self) -> SyntheticSet:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class ImageDistiller(Distiller):
+    """A ``Distiller`` whose learned state is the synthetic images and their SGD optimiser (DC, DSA, DM).
+
+    Sets ``images`` (a leaf tensor, class-major ``(K·ipc, C, H, W)``, started by ``synthetic.initial_images`` with
+    ``config.init``), ``labels`` (``synthetic.class_labels``), ``optimizer`` (SGD on the images, ``config.lr_img``,
+    ``config.momentum_img``) and ``batch_real`` (``config.batch_real`` clipped to the smallest class), and implements
+    ``sample_real``, ``state_dict``/``load_state_dict`` and ``current_images``. Subclasses add ``step`` and
+    ``synthetic_set``.
+    """
+
+    def __init__(self, train_set: ImageSet, ipc: int, generator: torch.Generator, config: Any):
+        super().__init__(train_set, ipc, generator, config)
+        self.batch_real = min(config.batch_real, int(train_set.class_counts.min()))
+        self.images = initial_images(train_set, ipc, config.init, generator).requires_grad_(True)
+        self.labels = class_labels(self.num_classes, ipc, self.device)
+        self.optimizer = torch.optim.SGD([self.images], lr=config.lr_img, momentum=config.momentum_img)
+
+    def sample_real(self, n: int) -> torch.Tensor:
+        """``n`` random real images of every class: ``(K, n, C, H, W)``, one draw for all classes."""
+        return self.train_set.images[self.train_set.sample_per_class(n, self.generator)]
+
+    def state_dict(self) -> dict:
+        return {"images": self.images.detach().cpu(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        with torch.no_grad():
+            self.images.copy_(state["images"].to(self.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def current_images(self) -> torch.Tensor:
+        return self.images.detach()
 
 
 @dataclass

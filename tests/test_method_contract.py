@@ -29,6 +29,7 @@ SETUP = {
     "dd": ({"steps": 3, "batch_size": 32}, {}, {"lr_init": 1e30}),
     "dc": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
     "dsa": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
+    "dm": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
 }
 ITERATIVE = [m for m in methods.METHOD_NAMES if methods.info(m).iterative]
 

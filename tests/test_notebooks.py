@@ -38,7 +38,7 @@ def test_notebook_structure(path):
     declared = pm.inspect_notebook(str(path))
     assert {"profile", "dataset", "seed"} <= set(declared)
     assert all(p["inferred_type_name"] != "None" for p in declared.values()), "annotate every parameter"
-    for name, value in config.NOTEBOOK_DEFAULTS.items():  # what config.is_default takes for the text's run
+    for name, value in config.NOTEBOOK_DEFAULTS.items():  # what config.is_checked takes for the text's run
         assert ast.literal_eval(declared[name]["default"]) == value, name
     for profile in PROFILE_FILES:
         assert set(yaml.safe_load(profile.read_text())) <= set(declared), profile.name

@@ -41,6 +41,7 @@ REGISTRY: dict[str, MethodInfo] = {
         MethodInfo("dd", "bilevel", True, "model", "02"),
         MethodInfo("dc", "dc", True, "model", "03"),
         MethodInfo("dsa", "dsa", True, "model", "03"),
+        MethodInfo("dm", "dm", True, "model", "04"),
     )
 }
 METHOD_NAMES = tuple(REGISTRY)

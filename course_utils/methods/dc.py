@@ -41,7 +41,7 @@ default draws a fresh ConvNet (PyTorch's initialisation) every iteration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -49,11 +49,11 @@ import torch.nn.functional as F
 from torch import Generator
 
 from .. import loop, matching, networks, validate
-from ..augment import DSA, MODES, DSAParams
+from ..augment import DSA, DSAFields
 from ..data import ImageSet
 from ..hparams import LoopConfig, parse
 from ..networks import NetworkSampler as Sampler
-from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
+from ..synthetic import INITS, SyntheticSet
 
 __all__ = ["LOOPS", "INITS", "Config", "GradientMatching", "loop_schedule", "distill", "gradient_matching"]
 
@@ -109,28 +109,18 @@ class Config(LoopConfig):
 
 
 @dataclass(frozen=True)
-class DSAConfig(Config):
-    """DC's hyperparameters plus the augmentation: ``strategy`` (None: ``strategy_for(dataset)``), its
-    magnitudes ``dsa_params`` and ``dsa_mode`` ("single": one op per draw, the reference's; "all")."""
-
-    strategy: str | None = None
-    dsa_params: DSAParams = DSAParams()
-    dsa_mode: str = "single"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        validate.choice("dsa_mode", self.dsa_mode, MODES)
-        if not isinstance(self.dsa_params, DSAParams):
-            if not isinstance(self.dsa_params, Mapping):
-                raise ValueError(f"dsa_params must be a DSAParams or a dict of its fields, got {self.dsa_params!r}")
-            object.__setattr__(self, "dsa_params", DSAParams(**self.dsa_params))
+class DSAConfig(DSAFields, Config):
+    """DC's hyperparameters plus the augmentation (``augment.DSAFields``): ``strategy`` (None:
+    ``strategy_for(dataset)``), its magnitudes ``dsa_params`` and ``dsa_mode`` ("single": one op per draw, the
+    reference's; "all")."""
 
 
-class GradientMatching(loop.Distiller):
+class GradientMatching(loop.ImageDistiller):
     """The state of a DC/DSA run and its moves: ``match`` (one matching step), ``train_network`` and ``step``.
 
     Holds the synthetic images (a leaf tensor ``images``, class-major, ``(K·ipc, C, H, W)``) and their SGD
-    optimiser. Real batches come from ``ImageSet.sample_per_class`` (all classes in one draw).
+    optimiser (``loop.ImageDistiller``). Real batches come from ``ImageSet.sample_per_class`` (all classes in one
+    draw).
     """
 
     divergence_hint = (
@@ -156,16 +146,8 @@ class GradientMatching(loop.Distiller):
         K = self.num_classes
         impl = config.implementation
         self.implementation = ("batched" if self.device.type == "cuda" else "loop") if impl == "auto" else impl
-        self.batch_real = min(config.batch_real, int(train_set.class_counts.min()))
-        self.images = initial_images(train_set, ipc, config.init, generator).requires_grad_(True)
-        self.labels = class_labels(K, ipc, self.device)
-        self.optimizer = torch.optim.SGD([self.images], lr=config.lr_img, momentum=config.momentum_img)
         self.real_labels = torch.arange(K, device=self.device).view(K, 1).expand(K, self.batch_real)
         self.syn_labels = self.labels.view(K, ipc)
-
-    def sample_real(self, n: int) -> torch.Tensor:
-        """``n`` random real images of every class: ``(K, n, C, H, W)``, one draw for all classes."""
-        return self.train_set.images[self.train_set.sample_per_class(n, self.generator)]
 
     def match(self, net: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """The matching loss on ``net`` and its gradient w.r.t. the images (left in ``images.grad``).
@@ -228,17 +210,6 @@ class GradientMatching(loop.Distiller):
                 last = self.train_network(net, self.inner_loop)
                 loop.check_finite(f"training the network on the synthetic set (outer step {ol + 1})", last)
         return sum(losses) / len(losses), {}
-
-    def state_dict(self) -> dict:
-        return {"images": self.images.detach().cpu(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        with torch.no_grad():
-            self.images.copy_(state["images"].to(self.device))
-        self.optimizer.load_state_dict(state["optimizer"])
-
-    def current_images(self) -> torch.Tensor:
-        return self.images.detach()
 
     def synthetic_set(self) -> SyntheticSet:
         meta = {"outer_loop": self.outer_loop, "inner_loop": self.inner_loop, "batch_real_used": self.batch_real}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from torch import Generator
 
-from ..augment import DSA, strategy_for
 from ..data import ImageSet
 from ..hparams import parse
 from .dc import DSAConfig, gradient_matching
@@ -34,10 +33,14 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     e.g. MNIST ``"color_crop_cutout_scale_rotate"``), ``dsa_params`` (their magnitudes; ``DSAParams()``, the
     reference's) and ``dsa_mode`` (``"single"``: one op per draw, the reference's; or ``"all"``).
     """
-    config = parse("dsa", DSAConfig, hparams)
-    if config.strategy is None:
-        config = DSAConfig(**{**vars(config), "strategy": strategy_for(train_set.name)})
-    augment = DSA(config.strategy, config.dsa_params, mode=config.dsa_mode)
+    config = parse("dsa", DSAConfig, hparams).resolved(train_set.name)
     return gradient_matching(
-        "dsa", train_set, ipc, generator=generator, model=model, callback=callback, config=config, dsa=augment
+        "dsa",
+        train_set,
+        ipc,
+        generator=generator,
+        model=model,
+        callback=callback,
+        config=config,
+        dsa=config.augmentation(),
     )
