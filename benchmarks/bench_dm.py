@@ -44,23 +44,11 @@ import time
 
 import torch
 import torch.nn.functional as F
+from timing import sync, timed  # benchmarks/timing.py, beside this script
 
 from course_utils import data, networks, repro, results, training
 from course_utils.augment import DSA, strategy_for
 from course_utils.methods.dm import CPU_CHUNK, Config, DistributionMatching
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - t0
 
 
 def baseline_step(m: DistributionMatching, net: torch.nn.Module) -> torch.Tensor:

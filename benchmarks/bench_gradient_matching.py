@@ -38,27 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import timed  # benchmarks/timing.py, beside this script
 
 from course_utils import data, matching, networks, repro, results, training
 from course_utils.augment import DSA, strategy_for
 from course_utils.methods.dc import Config, GradientMatching
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - t0
 
 
 def baseline_step(matcher: GradientMatching, net: torch.nn.Module, real: torch.Tensor | None = None) -> torch.Tensor:
