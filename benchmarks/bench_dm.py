@@ -44,7 +44,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from timing import sync, timed  # benchmarks/timing.py, beside this script
+from timing import interleaved, paired_ratio, sync, timed  # benchmarks/timing.py, beside this script
 
 from course_utils import data, networks, repro, results, training
 from course_utils.augment import DSA, strategy_for
@@ -122,17 +122,11 @@ def bench(train: data.ImageSet, args, device: torch.device, unit_net: torch.nn.M
     fns = {impl: (lambda m=m: (m.match(net), m.optimizer.step())) for impl, m in matchers.items() if impl != "baseline"}
     fns["baseline"] = lambda: baseline_step(matchers["baseline"], net)
     fns["step"] = lambda: stepper.step(1)
-    times = {k: [] for k in ["unit", "floor", *fns]}
-    for r in range(args.repeats + 1):  # round 0 warms up
-        row = {"unit": statistics.median(timed(unit_pass, device) for _ in range(3)), "floor": timed(floor, device)}
-        row.update({key: timed(fn, device) for key, fn in fns.items()})
-        if r:
-            for key, t in row.items():
-                times[key].append(t)
+    times = interleaved({"unit": unit_pass, "floor": floor, **fns}, device, args.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
 
     def ratio(key: str, base: str) -> float:
-        return statistics.median(a / b for a, b in zip(times[key], times[base]))
+        return paired_ratio(times, key, base)
 
     out = {
         "unit_s": round(med["unit"], 4),

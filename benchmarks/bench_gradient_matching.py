@@ -41,7 +41,7 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from timing import timed  # benchmarks/timing.py, beside this script
+from timing import interleaved, paired_ratio, timed  # benchmarks/timing.py, beside this script
 
 from course_utils import data, matching, networks, repro, results, training
 from course_utils.augment import DSA, strategy_for
@@ -184,17 +184,11 @@ def bench_method(name: str, train: data.ImageSet, args, device: torch.device, un
     steps["baseline"] = lambda: baseline_step(matchers["baseline"], net)
     # Interleaved rounds: every round times the unit (median of 3 passes), the floor and each variant back to
     # back, and ratios are taken within a round, so that load from other processes hits them alike.
-    times = {k: [] for k in ["unit", "floor", *steps]}
-    for r in range(args.repeats + 1):  # round 0 warms up
-        row = {"unit": statistics.median(timed(unit_pass, device) for _ in range(3)), "floor": timed(floor, device)}
-        row.update({key: timed(fn, device) for key, fn in steps.items()})
-        if r:
-            for key, t in row.items():
-                times[key].append(t)
+    times = interleaved({"unit": unit_pass, "floor": floor, **steps}, device, args.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
 
     def ratio(key: str, base: str) -> float:
-        return statistics.median(a / b for a, b in zip(times[key], times[base]))
+        return paired_ratio(times, key, base)
 
     out = {
         "unit_s": round(med["unit"], 4),
