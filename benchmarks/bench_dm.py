@@ -44,7 +44,14 @@ import time
 
 import torch
 import torch.nn.functional as F
-from timing import interleaved, paired_ratio, sync, timed  # benchmarks/timing.py, beside this script
+from timing import (
+    interleaved,
+    paired_ratio,
+    sync,
+    timed,
+    unit_floor_figures,
+    variant_figures,
+)  # benchmarks/timing.py, beside this script
 
 from course_utils import data, networks, repro, results, training
 from course_utils.augment import DSA, strategy_for
@@ -128,16 +135,10 @@ def bench(train: data.ImageSet, args, device: torch.device, unit_net: torch.nn.M
     def ratio(key: str, base: str) -> float:
         return paired_ratio(times, key, base)
 
-    out = {
-        "unit_s": round(med["unit"], 4),
-        "floor_s": round(med["floor"], 4),
-        "floor_units": round(ratio("floor", "unit"), 2),
-    }
+    out = unit_floor_figures(times)
     for impl in [v for v in matchers if v != "baseline"]:
         key = "ours" if impl == "batched" else f"ours_{impl}"
-        out[f"{key}_s"] = round(med[impl], 4)
-        out[f"{key}_units"] = round(ratio(impl, "unit"), 2)
-        out[f"{key}_over_floor"] = round(ratio(impl, "floor"), 3)
+        out.update(variant_figures(times, impl, key))
         out[f"{key}_vs_baseline"] = round(ratio(impl, "baseline"), 3)
     out.update(
         {

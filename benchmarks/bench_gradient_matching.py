@@ -41,7 +41,13 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from timing import interleaved, paired_ratio, timed  # benchmarks/timing.py, beside this script
+from timing import (
+    interleaved,
+    paired_ratio,
+    timed,
+    unit_floor_figures,
+    variant_figures,
+)  # benchmarks/timing.py, beside this script
 
 from course_utils import data, matching, networks, repro, results, training
 from course_utils.augment import DSA, strategy_for
@@ -190,17 +196,11 @@ def bench_method(name: str, train: data.ImageSet, args, device: torch.device, un
     def ratio(key: str, base: str) -> float:
         return paired_ratio(times, key, base)
 
-    out = {
-        "unit_s": round(med["unit"], 4),
-        "floor_s": round(med["floor"], 4),
-        "floor_units": round(ratio("floor", "unit"), 2),
-    }
+    out = unit_floor_figures(times)
     for impl in [v for v in matchers if v != "baseline"]:
         key = "ours" if impl == "auto" else f"ours_{impl}"
-        out[f"{key}_s"] = round(med[impl], 4)
-        out[f"{key}_units"] = round(ratio(impl, "unit"), 2)
+        out.update(variant_figures(times, impl, key))
         out[f"{key}_units_floor_based"] = round(10 * ratio(impl, "floor"), 2)
-        out[f"{key}_over_floor"] = round(ratio(impl, "floor"), 3)
     out.update(
         {
             "auto_is": matchers["auto"].implementation,

@@ -44,3 +44,21 @@ def interleaved(fns: dict, device: torch.device, repeats: int, unit_passes: int 
 def paired_ratio(times: dict[str, list[float]], key: str, base: str) -> float:
     """The median over rounds of ``times[key] / times[base]`` measured in the same round."""
     return statistics.median(a / b for a, b in zip(times[key], times[base]))
+
+
+def unit_floor_figures(times: dict[str, list[float]]) -> dict:
+    """``unit_s``, ``floor_s`` (medians) and ``floor_units`` (the floor in units, paired per round)."""
+    return {
+        "unit_s": round(statistics.median(times["unit"]), 4),
+        "floor_s": round(statistics.median(times["floor"]), 4),
+        "floor_units": round(paired_ratio(times, "floor", "unit"), 2),
+    }
+
+
+def variant_figures(times: dict[str, list[float]], key: str, name: str) -> dict:
+    """``{name}_s`` (median), ``{name}_units`` and ``{name}_over_floor`` (paired per round) of variant ``key``."""
+    return {
+        f"{name}_s": round(statistics.median(times[key]), 4),
+        f"{name}_units": round(paired_ratio(times, key, "unit"), 2),
+        f"{name}_over_floor": round(paired_ratio(times, key, "floor"), 3),
+    }
