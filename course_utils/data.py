@@ -36,6 +36,8 @@ from typing import Iterator, Sequence
 import torch
 from torchvision import datasets as tv_datasets
 
+from course_utils.zca import ZCA
+
 __all__ = [
     "DATASETS",
     "DatasetInfo",
@@ -48,6 +50,7 @@ __all__ = [
     "load",
     "load_dataset",
     "main",
+    "whiten",
 ]
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -181,10 +184,11 @@ class ImageSet:
     ``images`` is float32 N x C x H x W, normalised with ``info.mean``/``info.std``;
     ``labels`` is int64 N. Sampling methods take an explicit ``torch.Generator``
     so results are reproducible; the generator may live on the CPU while the
-    data lives on another device.
+    data lives on another device. ``zca`` is the :class:`~course_utils.zca.ZCA`
+    the images were whitened with (see :func:`whiten`), or None.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo | str):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo | str, zca: ZCA | None = None):
         if isinstance(info, str):
             info = dataset_info(info)
         if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
@@ -205,6 +209,8 @@ class ImageSet:
                 f"labels out of range for {info.name}: {sorted(set(bad.tolist()))[:10]} "
                 f"(valid: 0..{info.num_classes - 1})"
             )
+        if zca is not None and tuple(zca.shape) != tuple(images.shape[1:]):
+            raise ValueError(f"zca was fitted on images of shape {zca.shape}, not {tuple(images.shape[1:])}")
         self.images = images
         self.labels = labels.long()
         self.info = info
@@ -213,6 +219,7 @@ class ImageSet:
         self._indices_by_class: list[torch.Tensor] | None = None
         self._class_table: tuple | None = None
         self._fingerprint: str | None = None
+        self.zca = zca
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -231,7 +238,7 @@ class ImageSet:
         device = torch.device(device)
         if device == self.device:
             return self
-        moved = ImageSet(self.images.to(device), self.labels.to(device), self.info)
+        moved = ImageSet(self.images.to(device), self.labels.to(device), self.info, zca=self.zca)
         if self._indices_by_class is not None:
             moved._indices_by_class = [idx.to(device) for idx in self._indices_by_class]
         moved._fingerprint = self._fingerprint  # the same data
@@ -304,14 +311,19 @@ class ImageSet:
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageSet:
         """A new ImageSet with the examples at ``indices`` (copies the tensors)."""
         indices = torch.as_tensor(indices, dtype=torch.long, device=self.device)
-        return ImageSet(self.images[indices], self.labels[indices], self.info)
+        return ImageSet(self.images[indices], self.labels[indices], self.info, zca=self.zca)
 
     def balanced_subset(self, n_per_class: int, generator: torch.Generator | None = None) -> ImageSet:
         """``subset(sample_balanced(n_per_class, generator))``."""
         return self.subset(self.sample_balanced(n_per_class, generator))
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Undo the normalisation of ``x`` (C x H x W or N x C x H x W), clamped to [0, 1]."""
+        """Undo the normalisation of ``x`` (C x H x W or N x C x H x W), clamped to [0, 1].
+
+        For a whitened set (``zca`` set) the whitening is undone first, so the result is viewable pixels.
+        """
+        if self.zca is not None:
+            x = self.zca.inverse(x)
         shape = (len(self.info.mean), 1, 1)
         mean = torch.tensor(self.info.mean, dtype=x.dtype, device=x.device).view(shape)
         std = torch.tensor(self.info.std, dtype=x.dtype, device=x.device).view(shape)
@@ -352,6 +364,27 @@ class ImageSet:
         # randperm must run on the generator's device; the result is moved to the data.
         gen_device = generator.device if generator is not None else torch.device("cpu")
         return torch.randperm(n, generator=generator, device=gen_device).to(self.device)
+
+
+def whiten(train: ImageSet, test: ImageSet, eps: float = 0.1) -> tuple[ImageSet, ImageSet]:
+    """ZCA-whiten ``train`` and ``test`` with a :class:`~course_utils.zca.ZCA` fitted on ``train`` (as MTT does).
+
+    Returns two NEW ImageSets (same info and labels, whitened images, ``zca`` set); the inputs are left
+    untouched (:func:`load_dataset` shares its objects). The fit runs on the CPU; the images are whitened
+    on the device they are on. A whitened set's ``fingerprint()`` differs from the raw set's (it hashes the
+    whitened images), so checkpoints and expert buffers keyed by it tell the two apart. ``denormalise``
+    of a whitened set undoes the whitening first. Refuses sets that are already whitened.
+    """
+    for role, s in (("train", train), ("test", test)):
+        if s.zca is not None:
+            raise ValueError(f"{role} set {s!r} is already whitened (zca {s.zca.fingerprint()}); whiten raw sets")
+    if train.name != test.name:
+        raise ValueError(f"train is {train.name} but test is {test.name}; whiten the two splits of one dataset")
+    zca = ZCA.fit(train.images.cpu(), eps=eps)
+    with torch.no_grad():
+        white_train = ImageSet(zca.transform(train.images), train.labels, train.info, zca=zca)
+        white_test = ImageSet(zca.transform(test.images), test.labels, test.info, zca=zca)
+    return white_train, white_test
 
 
 # --------------------------------------------------------------------------- loading

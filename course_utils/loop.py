@@ -126,14 +126,16 @@ class ImageDistiller(Distiller):
 
     Sets ``images`` (a leaf tensor, class-major ``(K·ipc, C, H, W)``, started by ``synthetic.initial_images`` with
     ``config.init``), ``labels`` (``synthetic.class_labels``), ``optimizer`` (SGD on the images, ``config.lr_img``,
-    ``config.momentum_img``) and ``batch_real`` (``config.batch_real`` clipped to the smallest class), and implements
+    ``config.momentum_img``) and ``batch_real`` (``config.batch_real`` clipped to the smallest class; None for a
+    config without one), and implements
     ``sample_real``, ``state_dict``/``load_state_dict`` and ``current_images``. Subclasses add ``step`` and
     ``synthetic_set``.
     """
 
     def __init__(self, train_set: ImageSet, ipc: int, generator: torch.Generator, config: Any):
         super().__init__(train_set, ipc, generator, config)
-        self.batch_real = min(config.batch_real, int(train_set.class_counts.min()))
+        batch_real = getattr(config, "batch_real", None)  # MTT draws no real images
+        self.batch_real = None if batch_real is None else min(batch_real, int(train_set.class_counts.min()))
         self.images = initial_images(train_set, ipc, config.init, generator).requires_grad_(True)
         self.labels = class_labels(self.num_classes, ipc, self.device)
         self.optimizer = torch.optim.SGD([self.images], lr=config.lr_img, momentum=config.momentum_img)

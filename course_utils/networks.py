@@ -322,66 +322,58 @@ class EarlyStagePool(NetworkSampler):
 
 @dataclass
 class ExpertSegment:
-    """One draw of ``ExpertTrajectories``: the network at expert epoch ``start`` and the target ``epochs`` later."""
+    """One draw of ``ExpertTrajectories``: expert ``expert``'s parameters at epoch ``start`` and ``epochs`` later."""
 
-    network: nn.Module  # the architecture, loaded with θ*_start
-    start_params: list[torch.Tensor]  # θ*_start (parameters, in ``network.parameters()`` order)
-    target_params: list[torch.Tensor]  # θ*_{start + epochs}
+    start_params: torch.Tensor  # θ*_start, flat (P,), on the bound device
+    target_params: torch.Tensor  # θ*_{start + epochs}
     expert: int
     start: int
 
 
 class ExpertTrajectories(NetworkSampler):
-    """Parameter snapshots of experts trained on real data: ``trajectories[e][t]`` is expert e after t epochs.
+    """Snapshots of experts trained on real data (a ``trajectories.ExpertBuffer``): a draw is an expert, uniform,
+    and a start epoch ``t`` uniform on ``{0, ..., max_start_epoch - 1}``, with the target θ*_{t + expert_epochs}
+    (MTT). ``network()`` is the experts' architecture, for a functional forward with the flat parameters."""
 
-    ``sample(generator)`` draws an expert uniformly and a start epoch ``t`` uniform on ``{0, ..., max_start - 1}``
-    and returns the network at θ*_t with the target θ*_{t + expert_epochs} (MTT).
-    """
+    def __init__(self, buffer, *, max_start_epoch: int, expert_epochs: int):
+        from .trajectories import ExpertBuffer
 
-    def __init__(
-        self,
-        model: str | FreshInit,
-        trajectories: Sequence[Sequence[Mapping[str, torch.Tensor]]],
-        *,
-        max_start_epoch: int,
-        expert_epochs: int,
-    ):
-        self.model = model if isinstance(model, FreshInit) else FreshInit(model)
-        if not trajectories or any(len(t) < 2 for t in trajectories):
-            raise ValueError("every expert trajectory needs at least two snapshots (epochs 0 and 1)")
-        validate.positive_int("max_start_epoch", max_start_epoch)
-        validate.positive_int("expert_epochs", expert_epochs)
-        shortest = min(len(t) for t in trajectories) - 1
-        if max_start_epoch - 1 + expert_epochs > shortest:
-            raise ValueError(
-                f"max_start_epoch={max_start_epoch} + expert_epochs={expert_epochs} - 1 exceeds the {shortest} epochs "
-                "of the shortest trajectory"
+        if not isinstance(buffer, ExpertBuffer):
+            raise TypeError(
+                f"ExpertTrajectories takes a trajectories.ExpertBuffer (from trajectories.train_experts or "
+                f"trajectories.load), got {type(buffer).__name__}"
             )
-        self.trajectories = trajectories
-        self.max_start_epoch, self.expert_epochs = max_start_epoch, expert_epochs
+        validate.positive_int("expert_epochs", expert_epochs)
+        validate.positive_int("max_start_epoch", max_start_epoch)
+        E = buffer.epochs
+        if expert_epochs > E:
+            raise ValueError(
+                f"expert_epochs={expert_epochs} is beyond the {E}-epoch trajectories of this buffer: valid 1..{E}"
+            )
+        if max_start_epoch - 1 + expert_epochs > E:
+            raise ValueError(
+                f"max_start_epoch={max_start_epoch} is beyond the buffer: a start epoch t < max_start_epoch needs "
+                f"the target t + expert_epochs ({expert_epochs}) <= {E} epochs, so max_start_epoch must be in "
+                f"1..{E - expert_epochs + 1}"
+            )
+        self.buffer, self.max_start_epoch, self.expert_epochs = buffer, max_start_epoch, expert_epochs
 
-    def bind(self, info, device: str | torch.device) -> "ExpertTrajectories":
-        bound = super().bind(info, device)
-        bound.model = self.model.bind(info, device)
-        return bound
+    def network(self) -> nn.Module:
+        self._check_bound()
+        return self.buffer.network(self.info, self.device)
 
     def sample(self, generator: torch.Generator) -> ExpertSegment:
+        self._check_bound()
         gdev = generator.device
-        e = int(torch.randint(len(self.trajectories), (1,), generator=generator, device=gdev))
+        e = int(torch.randint(len(self.buffer), (1,), generator=generator, device=gdev))
         t = int(torch.randint(self.max_start_epoch, (1,), generator=generator, device=gdev))
-        net = self.model.build(0)
-        start, target = self.trajectories[e][t], self.trajectories[e][t + self.expert_epochs]
-        net.load_state_dict(start, strict=False)
-        names = [n for n, _ in net.named_parameters()]
-        return ExpertSegment(
-            net.train(), [start[n].to(self.device) for n in names], [target[n].to(self.device) for n in names], e, t
-        )
+        trajectory = self.buffer.trajectories[e]
+        start, target = trajectory[t], trajectory[t + self.expert_epochs]
+        return ExpertSegment(start.to(self.device), target.to(self.device), e, t)
 
     def spec(self) -> dict:
         return {
-            "sampler": "experts",
-            "model": self.model.spec(),
-            "experts": len(self.trajectories),
+            **self.buffer.spec_dict(),
             "max_start_epoch": self.max_start_epoch,
             "expert_epochs": self.expert_epochs,
         }

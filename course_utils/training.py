@@ -33,6 +33,7 @@ __all__ = [
     "EvalResult",
     "make_model",
     "train",
+    "train_epoch",
     "accuracy",
     "model_seed",
     "evaluate",
@@ -135,9 +136,7 @@ def train(
         )
 
     optimizer = optimiser(lr)
-    n, bs = len(images), protocol.batch_size
     losses = []
-    model.train()
     for epoch in progress(range(epochs), desc=desc or "train", total=epochs):
         if epoch == decay_at and epoch > 0:
             if protocol.restart_optimizer:
@@ -145,22 +144,16 @@ def train(
             else:
                 for group in optimizer.param_groups:
                     group["lr"] = lr * protocol.lr_decay
-        order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
-        total = torch.zeros((), device=images.device)
-        for start in range(0, n, bs):
-            idx = order[start : start + bs]
-            x, y = images[idx], labels[idx]
-            if augment is not None:
-                x = augment(x, generator)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-            if on_batch is not None:
-                on_batch(idx, logits.detach(), y)
-        epoch_loss = float(total) / n
+        epoch_loss = train_epoch(
+            model,
+            optimizer,
+            images,
+            labels,
+            generator=generator,
+            batch_size=protocol.batch_size,
+            augment=augment,
+            on_batch=on_batch,
+        )
         if not math.isfinite(epoch_loss):
             raise FloatingPointError(
                 f"training loss became {epoch_loss} at epoch {epoch + 1}/{epochs} (lr={lr}): the learning rate "
@@ -168,6 +161,40 @@ def train(
             )
         losses.append(epoch_loss)
     return losses
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    batch_size: int,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    on_batch: BatchHook | None = None,
+) -> float:
+    """One pass over (images, labels) in a random order drawn from ``generator``, in batches of ``batch_size``,
+    each augmented by ``augment(x, generator)`` and followed by one ``optimizer`` step; the mean loss of the pass.
+    ``train`` runs its epochs on it, and so do the experts of trajectory matching (``trajectories``)."""
+    n = len(images)
+    model.train()
+    order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
+    total = torch.zeros((), device=images.device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        x, y = images[idx], labels[idx]
+        if augment is not None:
+            x = augment(x, generator)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(idx)
+        if on_batch is not None:
+            on_batch(idx, logits.detach(), y)
+    return float(total) / n
 
 
 @torch.inference_mode()

@@ -10,11 +10,12 @@ corrupted (same size) or foreign file, or one beyond the asked steps is refused 
 from __future__ import annotations
 
 import math
+import tempfile
 
 import pytest
 import torch
 
-from course_utils import checkpoint, loop, methods, networks
+from course_utils import checkpoint, loop, methods, networks, trajectories
 from course_utils.hparams import UnknownHyperparameterError
 
 TINY_CONVNET = networks.FreshInit("convnet", width=8)
@@ -30,7 +31,22 @@ SETUP = {
     "dc": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
     "dsa": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
     "dm": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
+    "mtt": (
+        {"steps": 3, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1, "lr_img": 10.0},
+        {},
+        {"lr_img": 1e30},
+    ),
 }
+_EXPERTS = tempfile.TemporaryDirectory(prefix="contract_experts_")
+
+
+def _experts(train):
+    """MTT's ``model=``: one tiny expert trained on ``train`` (kept on disk for the session: reused, not retrained)."""
+    return trajectories.train_experts(
+        train, 1, model="convnet", model_kwargs={"width": 8}, epochs=2, root=_EXPERTS.name
+    )
+
+
 ITERATIVE = [m for m in methods.METHOD_NAMES if methods.info(m).iterative]
 
 
@@ -42,6 +58,8 @@ def tiny(mnist):
 
 def _run(name, train, seed=0, ipc=1, **extra):
     hparams, kwargs, _ = SETUP[name]
+    if methods.info(name).network_arg == "experts" and "model" not in extra:
+        kwargs = {"model": _experts(train)}
     return methods.distill(
         name, train, ipc, generator=torch.Generator().manual_seed(seed), **{**hparams, **kwargs, **extra}
     )
@@ -90,6 +108,11 @@ def test_model_argument_means_a_network_sampler(name, tiny):
     elif arg == "feature_map":
         with pytest.raises(UnknownHyperparameterError, match="'model'"):
             _run(name, tiny, model="convnet")
+    elif arg == "experts":
+        with pytest.raises(TypeError, match="needs expert trajectories"):
+            _run(name, tiny, model=TINY_CONVNET)
+        buffer = _experts(tiny)
+        assert _run(name, tiny, model=buffer).meta["model"]["buffer"] == buffer.fingerprint()
     else:
         syn = _run(name, tiny, model=TINY_CONVNET)
         assert syn.meta["model"] == TINY_CONVNET.spec()

@@ -26,7 +26,8 @@ class MethodInfo:
     name: str
     module: str  # under course_utils.methods
     iterative: bool  # runs on the shared loop: checkpoints, resume, divergence stop
-    network_arg: str | None  # "model" (a network sampler), "feature_map" (a kernel), or None (no network)
+    network_arg: str | None  # "model" (a network sampler), "experts" (model= expert trajectories, MTT),
+    # "feature_map" (a kernel), or None (no network)
     notebook: str
 
 
@@ -42,6 +43,7 @@ REGISTRY: dict[str, MethodInfo] = {
         MethodInfo("dc", "dc", True, "model", "03"),
         MethodInfo("dsa", "dsa", True, "model", "03"),
         MethodInfo("dm", "dm", True, "model", "04"),
+        MethodInfo("mtt", "mtt", True, "experts", "05"),
     )
 }
 METHOD_NAMES = tuple(REGISTRY)

@@ -67,7 +67,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Generator
 
-from .. import loop, networks, validate
+from .. import cost, loop, networks, validate
 from ..data import ImageSet
 from ..hparams import LoopConfig, parse
 from ..networks import NetworkSampler as Sampler
@@ -461,30 +461,7 @@ def measure_unroll_cost(
             loss, _ = unrolled_loss(net, images, labels, F.softplus(rho), groups, real_x, real_y)
             loss.backward()
 
-        storages: dict[int, int] = {}
-
-        def pack(t: torch.Tensor, storages: dict[int, int] = storages) -> torch.Tensor:
-            storage = t.untyped_storage()
-            storages[storage.data_ptr()] = storage.nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            one_step()
-        peak = None
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            base = torch.cuda.memory_allocated(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            one_step()
-            torch.cuda.synchronize(device)
-            peak = torch.cuda.max_memory_allocated(device) - base
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            one_step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - t0)
+        saved, peak, seconds = cost.measure(one_step, device, repeats)
         images.grad = None
-        costs.append(UnrollCost(T, sum(storages.values()), peak, sorted(times)[len(times) // 2]))
+        costs.append(UnrollCost(T, saved, peak, seconds))
     return costs
