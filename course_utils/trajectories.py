@@ -20,9 +20,10 @@ asked for is refused (``checkpoint.CheckpointError``), never reused.
 buffer of 5 experts is grown to 10 by training experts 5..9, and asking for 3 of them loads 0..2.
 
 **Atomic and resumable.** Expert ``i`` is written as ``expert_<i>.pt`` (checksummed, atomic) when it finishes; while
-it trains, ``expert_<i>.partial.pt`` holds its snapshots so far, its weights, the optimiser's state and the
-generator's state after every epoch. A killed run continues with the next epoch of the unfinished expert and ends
-bit-identical to an unbroken one (``tests/test_trajectories.py`` kills a process and checks).
+it trains, its snapshots so far (one small file per epoch) and ``expert_<i>.partial.pt`` (its weights, the
+optimiser's and the generator's state) are saved after every epoch. A killed run continues with the next epoch
+of the unfinished expert and ends bit-identical to an unbroken one (``tests/test_trajectories.py`` kills a process
+and checks).
 
 **Copies.** Every snapshot is a fresh flat copy of the weights. (Storing ``p.detach().cpu()`` — a view of the live
 weight on a CPU — would make every snapshot of a trajectory the final weights, and the normalising distance
@@ -235,6 +236,10 @@ def _paths(folder: Path, i: int) -> tuple[Path, Path]:
     return folder / f"expert_{i:03d}.pt", folder / f"expert_{i:03d}.partial.pt"
 
 
+def _snapshot_path(folder: Path, i: int, epoch: int) -> Path:
+    return folder / f"expert_{i:03d}.epoch_{epoch:03d}.pt"
+
+
 def _train_one(
     train_set: ImageSet,
     spec: ExpertSpec,
@@ -245,7 +250,12 @@ def _train_one(
     callback: Callable[[ExpertEvent], None] | None,
     checkpoint_every: int,
 ) -> dict:
-    """Train (or finish) expert ``i``; write ``expert_<i>.pt``; return its saved state."""
+    """Train (or finish) expert ``i``; write ``expert_<i>.pt``; return its saved state.
+
+    While it trains, every ``checkpoint_every`` epochs: the new snapshots, one small file each
+    (``expert_<i>.epoch_<t>.pt``), then ``expert_<i>.partial.pt`` (weights, optimiser, generator, the epoch reached):
+    a save costs the same at epoch 50 as at epoch 1, and the partial file only names snapshots already on disk.
+    """
     final, partial = _paths(folder, i)
     key = {**identity, "expert": i}
     net = spec.sampler().bind(train_set.info, device).build(repro.run_seed(spec.seed, "expert", train_set.name, i))
@@ -253,12 +263,16 @@ def _train_one(
     generator = repro.run_generator(spec.seed, "expert data", train_set.name, i, device=device)
     augment = None if spec.strategy in (None, "none") else DSA(spec.strategy)
     snapshots, losses, seconds = [flat_parameters(net)], [], 0.0
+    on_disk = 0  # snapshots 0..on_disk-1 have their files
     state = checkpoint.load(partial, key)
     if state is not None:  # continue after the last saved epoch
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        snapshots, losses, seconds = list(state["snapshots"]), list(state["losses"]), float(state["seconds"])
+        on_disk, losses, seconds = int(state["epoch"]) + 1, list(state["losses"]), float(state["seconds"])
+        snapshots = [
+            checkpoint.load(_snapshot_path(folder, i, t), {**key, "epoch": t})["snapshot"] for t in range(on_disk)
+        ]
     images, labels = train_set.images, train_set.labels
     for epoch in range(len(snapshots), spec.epochs + 1):
         t0 = _now(device)
@@ -273,11 +287,13 @@ def _train_one(
             )
         losses.append(loss)
         if epoch < spec.epochs and epoch % checkpoint_every == 0:
+            for t in range(on_disk, epoch + 1):
+                checkpoint.save(_snapshot_path(folder, i, t), {**key, "epoch": t}, {"snapshot": snapshots[t]})
             checkpoint.save(
                 partial,
                 key,
                 {
-                    "snapshots": snapshots,
+                    "epoch": epoch,
                     "losses": losses,
                     "seconds": seconds,
                     "model": net.state_dict(),
@@ -285,6 +301,7 @@ def _train_one(
                     "generator": generator.get_state(),
                 },
             )
+            on_disk = epoch + 1
         if callback is not None:
             callback(ExpertEvent(i, epoch, spec.epochs, loss, seconds))
     names = [n for n, _ in net.named_parameters()]
@@ -297,8 +314,15 @@ def _train_one(
         "device": str(device),
     }
     checkpoint.save(final, key, done)
-    partial.unlink(missing_ok=True)
+    _remove_partial(folder, i)
     return done
+
+
+def _remove_partial(folder: Path, i: int) -> None:
+    """Delete the partial file first (it names the snapshot files), then the snapshot files."""
+    _paths(folder, i)[1].unlink(missing_ok=True)
+    for path in folder.glob(f"expert_{i:03d}.epoch_*.pt"):
+        path.unlink(missing_ok=True)
 
 
 def _now(device: torch.device) -> float:
@@ -341,10 +365,10 @@ def train_experts(
     write_json(folder / "manifest.json", {**identity, "files": "expert_<i>.pt: checkpoint.save(identity, state)"})
     states = []
     for i in progress(range(experts), desc=f"experts ({spec.model}, {spec.epochs} epochs)", total=experts):
-        final, partial = _paths(folder, i)
+        final, _ = _paths(folder, i)
         state = checkpoint.load(final, {**identity, "expert": i})
         if state is not None:
-            partial.unlink(missing_ok=True)  # left over if a run was killed between the two writes
+            _remove_partial(folder, i)  # left over if a run was killed between the final write and the cleanup
         else:
             state = _train_one(data, spec, identity, i, folder, device, callback, checkpoint_every)
         states.append(state)
