@@ -249,6 +249,58 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             ipcs=(1, 10, 50), dm_iterations=20000, batch_real=256, lr_img=1.0, cost_ipcs=(1, 10, 50), cost_iterations=10
         ),
     },
+    "05_trajectory_matching": {
+        # quick: 2 CPU cores. Experts: 2 ConvNet-32 trained 6 epochs on a 500-per-class subset (MTT then distils from
+        # that subset: a buffer belongs to its data); MTT: 10 student steps, target 2 epochs ahead, 100 iterations.
+        "quick": dict(
+            ipcs=(1, 10),
+            experts=2,
+            expert_train_epochs=6,
+            expert_per_class=500,
+            mtt_iterations=100,
+            syn_steps=10,
+            expert_epochs=2,
+            max_start_epoch=4,
+            lr_img=100.0,
+            lr_lr=1e-5,
+            lr_teacher=0.01,
+            zca=None,
+            cost_syn_steps=(1, 2, 5, 10),
+        ),
+        # standard: one GPU. 10 experts × 30 epochs on the whole training set, 1000 iterations of N = 20.
+        "standard": dict(
+            ipcs=(1, 10, 50),
+            experts=10,
+            expert_train_epochs=30,
+            expert_per_class=None,
+            mtt_iterations=1000,
+            syn_steps=20,
+            expert_epochs=2,
+            max_start_epoch=20,
+            lr_img=1000.0,
+            lr_lr=1e-5,
+            lr_teacher=0.01,
+            zca=None,
+            cost_syn_steps=(1, 5, 10, 20, 40),
+        ),
+        # full: the reference code's defaults (buffer.py: 100 experts × 50 epochs; distill.py: 5000 iterations,
+        # N = 20, M = 3, T+ = 25, lr_img 1000, lr_lr 1e-5); CIFAR's per-setting values are in papers.json.
+        "full": dict(
+            ipcs=(1, 10, 50),
+            experts=100,
+            expert_train_epochs=50,
+            expert_per_class=None,
+            mtt_iterations=5000,
+            syn_steps=20,
+            expert_epochs=3,
+            max_start_epoch=25,
+            lr_img=1000.0,
+            lr_lr=1e-5,
+            lr_teacher=0.01,
+            zca=None,
+            cost_syn_steps=(1, 5, 10, 20, 40),
+        ),
+    },
 }
 
 
@@ -269,7 +321,7 @@ class Settings(dict):
         return {k: self[k] for k in getattr(self, "_parameters", self) if k in self}
 
 
-_POSITIVE_SUFFIXES = ("_epochs", "_models", "_width", "_steps", "_iterations", "_size", "_draws")
+_POSITIVE_SUFFIXES = ("_epochs", "_models", "_width", "_steps", "_iterations", "_size", "_draws", "experts", "_epoch")
 
 
 def _check_one(key: str, value: Any) -> None:
@@ -288,7 +340,12 @@ def _check_one(key: str, value: Any) -> None:
     elif key == "seed":
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"seed must be a non-negative integer, got {value!r}")
-    elif key in ("ipcs", "cost_ipcs"):
+    elif key == "zca":
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"zca must be True, False or None (the paper's choice for the dataset), got {value!r}")
+    elif key in ("lr_img", "lr_lr", "lr_teacher"):
+        checks.positive_number(key, value)
+    elif key in ("ipcs", "cost_ipcs", "cost_syn_steps"):
         if not value:
             raise ValueError("ipcs must list at least one images-per-class value")
         for ipc in value:
