@@ -7,8 +7,6 @@ datasets in CIFAR's on-disk pickle format. No test touches the network.
 
 from __future__ import annotations
 
-import os
-import pickle
 import socket
 import urllib.error
 from pathlib import Path
@@ -16,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torchvision.datasets.cifar as tv_cifar
 from torchvision import datasets as tv_datasets
 
 from course_utils import data
@@ -38,62 +35,9 @@ def _toy_set(counts: list[int]) -> ImageSet:
 # --------------------------------------------------------------------------- fake CIFAR
 
 
-def _pixel_pattern(n: int) -> np.ndarray:
-    """uint8 N x 3 x 32 x 32 pattern whose value depends on (example, channel, row, col)."""
-    i, c, h, w = np.meshgrid(np.arange(n), np.arange(3), np.arange(32), np.arange(32), indexing="ij")
-    return ((i * 11 + c * 80 + h * 3 + w * 5) % 256).astype(np.uint8)
-
-
-def _write_pickle(path: Path, obj: dict) -> None:
-    # The real files are Python 2 pickles with str keys; torchvision reads them with
-    # encoding="latin1" and indexes entry["data"], so our fake dicts use str keys too.
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
-
-
-def _write_fake_cifar(root: Path, name: str, n_train: int, n_test: int) -> dict:
-    """Write a tiny dataset in the layout torchvision's CIFAR10/CIFAR100 read; return what was written."""
-    cls = {"cifar10": tv_datasets.CIFAR10, "cifar100": tv_datasets.CIFAR100}[name]
-    num_classes = data.dataset_info(name).num_classes
-    label_key = "labels" if name == "cifar10" else "fine_labels"
-    folder = root / cls.base_folder
-    folder.mkdir(parents=True)
-
-    def split(files: list, n: int, offset: int):
-        pixels = _pixel_pattern(n * len(files))
-        labels = (np.arange(n * len(files)) + offset) % num_classes
-        for k, (file_name, _md5) in enumerate(files):
-            part = slice(k * n, (k + 1) * n)
-            _write_pickle(
-                folder / file_name,
-                # CIFAR rows: 1024 red, then 1024 green, then 1024 blue values, each row-major 32x32.
-                {"data": pixels[part].reshape(n, 3072), label_key: labels[part].tolist()},
-            )
-        return pixels, labels
-
-    train = split(cls.train_list, n_train // len(cls.train_list), offset=0)
-    test = split(cls.test_list, n_test, offset=3)
-    names = list(data.dataset_info(name).class_names)
-    _write_pickle(folder / cls.meta["filename"], {cls.meta["key"]: names})
-    return {"train": train, "test": test, "names": names}
-
-
-@pytest.fixture
-def trust_cifar_files(monkeypatch):
-    """Let torchvision accept our fake CIFAR files.
-
-    torchvision checks every CIFAR file against the md5 of the real dataset, in
-    ``CIFAR10._check_integrity`` and again in ``_load_meta`` (for the meta file),
-    both through ``torchvision.datasets.cifar.check_integrity``. Fake files can
-    never match those md5s, so for the test we replace that one function with an
-    existence check. The reading and conversion code under test is unchanged.
-    """
-    monkeypatch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
-
-
 @pytest.mark.parametrize("name,n_train,n_test", [("cifar10", 100, 20), ("cifar100", 200, 100)])
-def test_fake_cifar_loads_with_right_layout(tmp_path, trust_cifar_files, name, n_train, n_test):
-    written = _write_fake_cifar(tmp_path, name, n_train, n_test)
+def test_fake_cifar_loads_with_right_layout(tmp_path, fake_cifar, name, n_train, n_test):
+    written = fake_cifar(tmp_path, name, n_train, n_test)
     train, test = data.load(name, root=tmp_path, download=False)
 
     info = data.dataset_info(name)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import networks, training, trajectories
+from course_utils import data, networks, training, trajectories
 from course_utils.methods import mtt
 
 SPEC = dict(model="convnet", model_kwargs={"width": 8}, epochs=3, batch_size=64)
@@ -128,3 +128,26 @@ def test_bad_input_is_refused_with_a_clear_error(tiny, buffer, mnist):
     ):
         with pytest.raises(ValueError, match=match):
             mtt.Config(**bad)
+
+
+def test_cifar_whitened_end_to_end(tmp_path, fake_cifar):
+    """CIFAR by parameter with ZCA, as the paper: whitened data, experts on it, MTT from them; a buffer of the raw
+    data is refused for the whitened set (a buffer belongs to its data)."""
+    fake_cifar(tmp_path, "cifar10", 100, 20)
+    raw, raw_test = data.load("cifar10", root=tmp_path, download=False)
+    train, _ = data.whiten(raw, raw_test)
+    spec = dict(model="convnet", model_kwargs={"width": 8}, epochs=2, batch_size=32, root=tmp_path / "experts")
+    buffer = trajectories.train_experts(train, 1, **spec)
+    syn = mtt.distill(
+        train, 1, generator=torch.Generator().manual_seed(0), model=buffer, steps=2, syn_steps=2, expert_epochs=1,
+        max_start_epoch=1, lr_img=10.0,
+    )  # fmt: skip
+    assert syn.images.shape == (10, 3, 32, 32) and syn.meta["zca"] == train.zca.fingerprint()
+    assert syn.meta["strategy"] == "color_crop_cutout_flip_scale_rotate"
+    shown = train.denormalise(syn.images)  # undoes the whitening, then the normalisation
+    assert shown.shape == syn.images.shape and 0 <= float(shown.min()) and float(shown.max()) <= 1
+    raw_buffer = trajectories.train_experts(raw, 1, **spec)
+    with pytest.raises(ValueError, match="trained on cifar10.*not on this cifar10 set"):
+        mtt.distill(
+            train, 1, generator=torch.Generator(), model=raw_buffer, steps=1, expert_epochs=1, max_start_epoch=1
+        )

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import pickle
 import re
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import torchvision.datasets.cifar as tv_cifar
-from torchvision import datasets as tv_datasets
 
 from course_utils import data
 from course_utils.zca import ZCA
@@ -162,33 +156,9 @@ def test_bad_images_are_refused_naming_them(images, zca):
 # --------------------------------------------------------------------------- data.whiten on CIFAR-format files
 
 
-def _write_fake_cifar(root: Path, name: str, n_train: int, n_test: int) -> None:
-    """Random uint8 pixels in the layout torchvision's CIFAR10/CIFAR100 read (cf. tests/test_data.py)."""
-    cls = {"cifar10": tv_datasets.CIFAR10, "cifar100": tv_datasets.CIFAR100}[name]
-    info = data.dataset_info(name)
-    label_key = "labels" if name == "cifar10" else "fine_labels"
-    folder = root / cls.base_folder
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for files, n in ((cls.train_list, n_train // len(cls.train_list)), (cls.test_list, n_test)):
-        for file_name, _md5 in files:
-            entry = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), label_key: list(range(n))}
-            entry[label_key] = [k % info.num_classes for k in entry[label_key]]
-            with open(folder / file_name, "wb") as f:
-                pickle.dump(entry, f)
-    with open(folder / cls.meta["filename"], "wb") as f:
-        pickle.dump({cls.meta["key"]: list(info.class_names)}, f)
-
-
-@pytest.fixture
-def trust_cifar_files(monkeypatch):
-    """Fake files never match the real md5s; accept any existing file (as tests/test_data.py does)."""
-    monkeypatch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
-
-
 @pytest.mark.parametrize("name,n_train", [("cifar10", 100), ("cifar100", 200)])
-def test_whiten_cifar(tmp_path, trust_cifar_files, name, n_train):
-    _write_fake_cifar(tmp_path, name, n_train, 20)
+def test_whiten_cifar(tmp_path, fake_cifar, name, n_train):
+    fake_cifar(tmp_path, name, n_train, 20)
     train, test = data.load(name, root=tmp_path, download=False)
     before = [(s.images.clone(), s.labels.clone(), s.fingerprint()) for s in (train, test)]
 
