@@ -76,6 +76,21 @@ def make_matcher(train, buffer, args, device, strategy=None) -> mtt.TrajectoryMa
     )
 
 
+def reference_update(theta, start, target, num_params, optimizers, step: bool = True) -> torch.Tensor:
+    """The reference's loss (sum-reduced MSEs, each divided by the parameter count, then their ratio), its
+    backward and the updates of the images and the learning rate."""
+    param_loss = F.mse_loss(theta, target, reduction="sum") / num_params
+    param_dist = F.mse_loss(start, target, reduction="sum") / num_params
+    loss = param_loss / param_dist
+    for optimizer in optimizers:
+        optimizer.zero_grad()
+    loss.backward()
+    if step:
+        for optimizer in optimizers:
+            optimizer.step()
+    return loss.detach()
+
+
 def baseline_step(m: mtt.TrajectoryMatching, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The reference's iteration structure with the course's network and DSA."""
     criterion = nn.CrossEntropyLoss()
@@ -89,15 +104,7 @@ def baseline_step(m: mtt.TrajectoryMatching, start: torch.Tensor, target: torch.
         out = m.student(x, student_params[-1])
         grad = torch.autograd.grad(criterion(out, y), student_params[-1], create_graph=True)[0]
         student_params.append(student_params[-1] - m.syn_lr * grad)
-    param_loss = F.mse_loss(student_params[-1], target, reduction="sum") / num_params
-    param_dist = F.mse_loss(start, target, reduction="sum") / num_params
-    loss = param_loss / param_dist
-    m.optimizer.zero_grad()
-    m.lr_optimizer.zero_grad()
-    loss.backward()
-    m.optimizer.step()
-    m.lr_optimizer.step()
-    return loss.detach()
+    return reference_update(student_params[-1], start, target, num_params, (m.optimizer, m.lr_optimizer))
 
 
 class Official:
@@ -142,16 +149,8 @@ class Official:
             ce = nn.CrossEntropyLoss()(x, this_y)
             grad = torch.autograd.grad(ce, student_params[-1], create_graph=True)[0]
             student_params.append(student_params[-1] - self.syn_lr * grad)
-        param_loss = F.mse_loss(student_params[-1], target, reduction="sum") / num_params
-        param_dist = F.mse_loss(start, target, reduction="sum") / num_params
-        loss = param_loss / param_dist
-        self.optimizer_img.zero_grad()
-        self.optimizer_lr.zero_grad()
-        loss.backward()
-        if update:
-            self.optimizer_img.step()
-            self.optimizer_lr.step()
-        return loss.detach()
+        optimizers = (self.optimizer_img, self.optimizer_lr)
+        return reference_update(student_params[-1], start, target, num_params, optimizers, step=update)
 
 
 def bench_iteration(train, args, device, unit_net) -> dict:

@@ -122,18 +122,30 @@ class Distiller:
 
 
 class ImageDistiller(Distiller):
-    """A ``Distiller`` whose learned state is the synthetic images and their SGD optimiser (DC, DSA, DM).
+    """A ``Distiller`` whose learned state is the synthetic images and their SGD optimiser (DC, DSA, DM, MTT).
 
     Sets ``images`` (a leaf tensor, class-major ``(K·ipc, C, H, W)``, started by ``synthetic.initial_images`` with
     ``config.init``), ``labels`` (``synthetic.class_labels``), ``optimizer`` (SGD on the images, ``config.lr_img``,
-    ``config.momentum_img``) and ``batch_real`` (``config.batch_real`` clipped to the smallest class; None for a
-    config without one), and implements
-    ``sample_real``, ``state_dict``/``load_state_dict`` and ``current_images``. Subclasses add ``step`` and
-    ``synthetic_set``.
+    ``config.momentum_img``), ``sampler`` (the given network sampler, bound to the data's device), ``dsa`` (the
+    given augmentation, None for none or the identity) and ``batch_real`` (``config.batch_real`` clipped to the
+    smallest class; None for a config without one), and implements ``sample_real``, ``state_dict`` /
+    ``load_state_dict`` and ``current_images``. Subclasses add ``step`` and ``synthetic_set``.
     """
 
-    def __init__(self, train_set: ImageSet, ipc: int, generator: torch.Generator, config: Any):
+    def __init__(
+        self,
+        train_set: ImageSet,
+        ipc: int,
+        generator: torch.Generator,
+        config: Any,
+        *,
+        sampler: Any = None,
+        dsa: Any = None,
+    ):
         super().__init__(train_set, ipc, generator, config)
+        # the network sampler bound to the data's device, and the augmentation (None when it is the identity)
+        self.sampler = None if sampler is None else sampler.bind(train_set.info, self.device)
+        self.dsa = None if dsa is None or dsa.is_identity else dsa
         batch_real = getattr(config, "batch_real", None)  # MTT draws no real images
         self.batch_real = None if batch_real is None else min(batch_real, int(train_set.class_counts.min()))
         self.images = initial_images(train_set, ipc, config.init, generator).requires_grad_(True)

@@ -138,10 +138,8 @@ class GradientMatching(loop.ImageDistiller):
         dsa: DSA | None = None,
         method: str = "dc",
     ):
-        super().__init__(train_set, ipc, generator, config)
+        super().__init__(train_set, ipc, generator, config, sampler=sampler, dsa=dsa)
         self.method = method
-        self.sampler = sampler.bind(train_set.info, self.device)
-        self.dsa = None if dsa is None or dsa.is_identity else dsa
         self.outer_loop, self.inner_loop = loop_schedule(ipc, config.outer_loop, config.inner_loop)
         K = self.num_classes
         impl = config.implementation

@@ -196,9 +196,7 @@ class DistributionMatching(loop.ImageDistiller):
         sampler: Sampler,
         dsa: DSA | None = None,
     ):
-        super().__init__(train_set, ipc, generator, config)
-        self.sampler = sampler.bind(train_set.info, self.device)
-        self.dsa = None if dsa is None or dsa.is_identity else dsa
+        super().__init__(train_set, ipc, generator, config, sampler=sampler, dsa=dsa)
         self.implementation = config.implementation
 
     def match(self, net: nn.Module) -> tuple[Tensor, Tensor]:

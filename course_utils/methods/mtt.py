@@ -189,10 +189,8 @@ class TrajectoryMatching(loop.ImageDistiller):
         sampler: ExpertTrajectories,
         dsa: DSA | None = None,
     ):
-        super().__init__(train_set, ipc, generator, config)
-        self.sampler = sampler.bind(train_set.info, self.device)
+        super().__init__(train_set, ipc, generator, config, sampler=sampler, dsa=dsa)
         self.student = FunctionalStudent(self.sampler.network())
-        self.dsa = None if dsa is None or dsa.is_identity else dsa
         self.syn_lr = torch.tensor(config.lr_teacher, device=self.device, requires_grad=True)
         self.lr_optimizer = torch.optim.SGD([self.syn_lr], lr=config.lr_lr, momentum=config.momentum_lr)
         n = len(self.images)
