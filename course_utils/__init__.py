@@ -5,6 +5,7 @@ Every notebook imports from here instead of re-defining code (README.md's table 
 - data, models, networks, augment, protocol, training      the data, the networks, how a set is scored
 - loop, checkpoint, hparams, validate, synthetic            the shared method layer
 - trajectories, zca, cost                                   expert buffers, ZCA whitening, backward-pass memory
+- hypergrad                                                 implicit (IFT) hypergradients: Neumann series, CG
 - matching, feature_maps, ridge, ranking                    method-family maths
 - repro, config, claims, experiment, results, atomic        reproducibility, profiles, claims, runs and records
 - papers                                                    the papers' reported numbers, cited
