@@ -50,7 +50,7 @@ from course_utils.methods import mtt
 from course_utils.protocol import Protocol
 
 
-def segment_buffer(train: data.ImageSet, device: torch.device) -> trajectories.ExpertBuffer:
+def segment_buffer(train: data.ImageSet) -> trajectories.ExpertBuffer:
     """A two-snapshot 'trajectory' of ConvNet-128: a fresh init and a point near it (timing needs no real expert)."""
     spec = trajectories.ExpertSpec(epochs=1)
     net = spec.sampler().bind(train.info, "cpu").build(0)
@@ -154,7 +154,7 @@ class Official:
 
 
 def bench_iteration(train, args, device, unit_net) -> dict:
-    buffer = segment_buffer(train, device)
+    buffer = segment_buffer(train)
     start, target = (t.to(device) for t in buffer.trajectories[0])
     ours, base = make_matcher(train, buffer, args, device), make_matcher(train, buffer, args, device)
     plain = make_matcher(train, buffer, args, device, strategy="none")

@@ -88,6 +88,16 @@ class ExpertSpec:
         """The experts' architecture (unbound)."""
         return FreshInit(self.model, **dict(self.model_kwargs))
 
+    def check_model(self, model: str, **model_kwargs: Any) -> None:
+        """Refuse experts of another model than ``model`` with ``model_kwargs`` (e.g. another width)."""
+        asked = FreshInit(model, **model_kwargs).spec()
+        have = self.sampler().spec()
+        if asked != have:
+            raise ValueError(
+                f"this buffer holds trajectories of {have['model']} {have['kwargs']}, not of the asked "
+                f"{asked['model']} {asked['kwargs']}: train experts of that model, or ask for the buffer's"
+            )
+
     def identity(self, train_set: ImageSet) -> dict:
         """Everything that determines the experts trained on ``train_set`` (their files store it)."""
         spec = self.resolved(train_set.name)
@@ -194,14 +204,8 @@ class ExpertBuffer:
             )
 
     def check_model(self, model: str, **model_kwargs: Any) -> None:
-        """Refuse a buffer of another model than ``model`` with ``model_kwargs`` (e.g. another width)."""
-        asked = FreshInit(model, **model_kwargs).spec()
-        have = self.spec.sampler().spec()
-        if asked != have:
-            raise ValueError(
-                f"this buffer holds trajectories of {have['model']} {have['kwargs']}, not of the asked "
-                f"{asked['model']} {asked['kwargs']}: train experts of that model, or ask for the buffer's"
-            )
+        """Refuse a buffer of another model than ``model`` with ``model_kwargs`` (``ExpertSpec.check_model``)."""
+        self.spec.check_model(model, **model_kwargs)
 
     def network(self, info, device: str | torch.device) -> nn.Module:
         """A network of the experts' architecture (on ``device``) whose parameters match the stored ones."""
@@ -402,7 +406,7 @@ def load(
     fields = {k: identity[k] for k in ExpertSpec.__dataclass_fields__}
     spec = ExpertSpec(**fields)
     if model is not None:
-        ExpertBuffer(spec, identity, [torch.zeros(2, 1)], [], []).check_model(model, **model_kwargs)
+        spec.check_model(model, **model_kwargs)
     states, i = [], 0
     while (experts is None or i < experts) and _paths(folder, i)[0].exists():
         states.append(checkpoint.load(_paths(folder, i)[0], {**identity, "expert": i}))
