@@ -230,15 +230,20 @@ class AlexNet(_Base):
 
     The first conv pads by 4 for 28x28 inputs (2 otherwise); a 32x32 input gives 192·4·4 = 3072 features.
     ``norm`` (default "none") inserts a normalisation after every conv (norm="batch" is DC's AlexNetBN).
+    ``width`` (default 128) is the first conv's channel count; the others scale with it (a narrow network for CPU runs).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "none"):
+    def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "none", width: int = 128):
         super().__init__()
         _check_common(in_channels, num_classes, image_size)
         norm = _choice("norm", norm, NORMS)
-        self.hparams = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm)
+        width = _positive_int("width", width)
+        self.hparams = dict(
+            in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm, width=width
+        )
         pad = _first_pad(image_size, 4, 2)
-        spec = [(128, 5, pad, True), (192, 5, 2, True), (256, 3, 1, False), (192, 3, 1, False), (192, 3, 1, True)]
+        c = [max(1, round(n * width / 128)) for n in (128, 192, 256, 192, 192)]
+        spec = [(c[0], 5, pad, True), (c[1], 5, 2, True), (c[2], 3, 1, False), (c[3], 3, 1, False), (c[4], 3, 1, True)]
         layers: list[nn.Module] = []
         size, channels = image_size, in_channels
         for i, (out, k, p, pooled) in enumerate(spec):
@@ -263,17 +268,25 @@ class VGG11(_Base):
     """CIFAR-style VGG11: ``[conv3x3 → norm → ReLU](64-M-128-M-256-256-M-512-512-M-512-512-M) → linear``.
 
     ``norm`` defaults to "instance" (GroupNorm(C, C)); "batch" is VGG11BN. The first conv pads by 3 for
-    28x28 inputs; a 32x32 input gives 512 features.
+    28x28 inputs; a 32x32 input gives 512 features. ``width`` (default 64) is the first conv's channel count; the
+    others scale with it (64-128-256-512 at width 64; a narrow network for CPU runs).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "instance"):
+    def __init__(
+        self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "instance", width: int = 64
+    ):
         super().__init__()
         _check_common(in_channels, num_classes, image_size)
         norm = _choice("norm", norm, NORMS)
-        self.hparams = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm)
+        width = _positive_int("width", width)
+        self.hparams = dict(
+            in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm, width=width
+        )
         layers: list[nn.Module] = []
         size, channels, first = image_size, in_channels, True
         for v in _VGG11_CFG:
+            if v != "M":
+                v = v * width // 64
             if v == "M":
                 layers.append(nn.MaxPool2d(2))
                 size = _shrink(size // 2, "a max-pool", "VGG11", image_size)
@@ -318,29 +331,37 @@ class ResNet18(_Base):
 
     No initial max-pool; stages 2–4 stride 2. The final pool is a fixed ``nn.AvgPool2d`` over the whole
     remaining map (4x4 for 32x32 input), never adaptive pooling. ``norm`` defaults to "instance"
-    (GroupNorm(C, C)); "batch" is ResNet18BN. The stem pads by 3 for 28x28 inputs. ``feature_dim`` = 512.
+    (GroupNorm(C, C)); "batch" is ResNet18BN. The stem pads by 3 for 28x28 inputs. ``width`` (default 64) is the
+    first stage's channel count (stages width·1/2/4/8; a narrow network for CPU runs); ``feature_dim`` = 8·width.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "instance"):
+    def __init__(
+        self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "instance", width: int = 64
+    ):
         super().__init__()
         _check_common(in_channels, num_classes, image_size)
         norm = _choice("norm", norm, NORMS)
-        self.hparams = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm)
+        width = _positive_int("width", width)
+        self.hparams = dict(
+            in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm, width=width
+        )
         pad = _first_pad(image_size, 3, 1)
         size = image_size + 2 * pad - 2
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=pad, bias=False), make_norm(norm, 64), nn.ReLU()
+            nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=pad, bias=False),
+            make_norm(norm, width),
+            nn.ReLU(),
         )
         blocks: list[nn.Module] = []
-        in_planes = 64
-        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        in_planes = width
+        for planes, stride in ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)):
             blocks += [_BasicBlock(in_planes, planes, stride, norm), _BasicBlock(planes, planes, 1, norm)]
             in_planes = planes
             size = (size - 1) // stride + 1  # 3x3 conv, padding 1
         self.layers = nn.Sequential(*blocks)
         self.pool = nn.AvgPool2d(_shrink(size, "the last stage", "ResNet18", image_size))
-        self.feature_dim = 512
-        self.classifier = nn.Linear(512, num_classes)
+        self.feature_dim = 8 * width
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.layers(self.stem(x))).flatten(1)
@@ -397,9 +418,9 @@ MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 _KEYWORDS: dict[type, tuple[str, ...]] = {
     ConvNet: ("width", "depth", "norm", "pool", "act"),
     LeNet: (),
-    AlexNet: ("norm",),
-    VGG11: ("norm",),
-    ResNet18: ("norm",),
+    AlexNet: ("norm", "width"),
+    VGG11: ("norm", "width"),
+    ResNet18: ("norm", "width"),
     MLP: ("width",),
 }
 

@@ -311,3 +311,16 @@ def test_unknown_keyword_lists_valid_keywords():
         get_model("vgg11", 3, 10, depth=3)
     with pytest.raises(ValueError, match="width"):
         get_model("lenet", 1, 10, 28, width=3)
+
+
+@pytest.mark.parametrize("name,default", [("alexnet", 128), ("vgg11", 64), ("resnet18", 64)])
+def test_width_narrows_alexnet_vgg_resnet_and_defaults_are_unchanged(name, default):
+    full = get_model(name, 1, 10, 28)
+    assert full.hparams["width"] == default
+    same = get_model(name, 1, 10, 28, width=default)
+    assert count_parameters(same) == count_parameters(full)
+    narrow = get_model(name, 1, 10, 28, width=default // 8)
+    assert count_parameters(narrow) < count_parameters(full) / 20
+    assert narrow(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="width"):
+        get_model(name, 1, 10, 28, width=0)
