@@ -302,6 +302,116 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             cost_syn_steps=(1, 5, 10, 20, 40),
         ),
     },
+    "06_zen_cross_architecture": {
+        # quick: 2 CPU cores. IPC 1 on 300 images per class; a narrow pool (ConvNet width 32, LeNet, VGG11 width 8;
+        # ResNet18 is left to the standard pool: at width 8 it reaches 21 % on 10 real images under this budget, and
+        # as the worst family it stalls the max); 40 ZEN steps of J = 10; DC per architecture as notebook 03's quick
+        # IPC 1 run. The C\T table trains each set 300 epochs on every architecture (50 leave LeNet untrained).
+        "quick": dict(
+            ipcs=(1,),
+            train_per_class=300,
+            pool=("convnet", "lenet", "vgg11"),
+            pool_width=(32, None, 8),
+            zen_iterations=40,
+            inner_steps=10,
+            lr_net=0.02,
+            lr_img=0.05,
+            neumann_terms=5,
+            baseline_methods=("dc",),
+            dc_iterations=30,
+            dd_iterations=30,
+            table_epochs=300,
+            table_models=1,
+            cost_inner_steps=(1, 5, 10, 20),
+        ),
+        # standard: one GPU. MNIST IPC 1 and 10 (the slides' setting), the full-width pool, 500 ZEN steps of J = 30
+        # (the reference's), DC and DD per architecture, the C\T table with the paper protocol's epochs.
+        "standard": dict(
+            ipcs=(1, 10),
+            train_per_class=None,
+            pool=("convnet", "lenet", "vgg11", "resnet18"),
+            pool_width=(None, None, None, None),
+            zen_iterations=500,
+            inner_steps=30,
+            lr_net=0.02,
+            lr_img=0.05,
+            neumann_terms=5,
+            baseline_methods=("dc", "dd"),
+            dc_iterations=1000,
+            dd_iterations=400,
+            table_epochs=1000,
+            table_models=3,
+            cost_inner_steps=(1, 5, 10, 20, 30, 50),
+        ),
+        "full": dict(
+            ipcs=(1, 10),
+            train_per_class=None,
+            pool=("convnet", "lenet", "vgg11", "resnet18"),
+            pool_width=(None, None, None, None),
+            zen_iterations=1000,
+            inner_steps=30,
+            lr_net=0.02,
+            lr_img=0.05,
+            neumann_terms=5,
+            baseline_methods=("dc", "dd"),
+            dc_iterations=1000,
+            dd_iterations=400,
+            table_epochs=1000,
+            table_models=5,
+            cost_inner_steps=(1, 5, 10, 20, 30, 50),
+        ),
+    },
+    "07_model_augmentation": {
+        # quick: 2 CPU cores. IPC 10 on 300 training images per class (the pool and the distillation use the same
+        # images); a pool of 3 ConvNet-32 trained 2 epochs (the paper: 5); each sampler gets 6 outer iterations of 10
+        # matching steps with 8 real-data network updates between them (the paper: 500 of 100); the images are scored
+        # after the iterations in `snapshots` for the curves.
+        "quick": dict(
+            ipc=10,
+            train_per_class=300,
+            pool_networks=3,
+            pool_epochs=2,
+            accdd_iterations=6,
+            inner_loop=10,
+            net_steps=8,
+            batch_real=64,
+            lr_img=1.0,
+            magnitude=(0.01, 0.09),
+            directions=2,
+            snapshots=(3, 6),
+        ),
+        # standard: one GPU. The whole training set, the paper's pool (5 networks, 2 epochs) and inner loop (100
+        # matching steps per network), a fifth of its outer iterations.
+        "standard": dict(
+            ipc=10,
+            train_per_class=None,
+            pool_networks=5,
+            pool_epochs=2,
+            accdd_iterations=100,
+            inner_loop=100,
+            net_steps=8,
+            batch_real=64,
+            lr_img=1.0,
+            magnitude=(0.01, 0.09),
+            directions=2,
+            snapshots=(10, 25, 50, 100),
+        ),
+        # full: the reference's settings (500 outer iterations of 100 matching steps; IDC's own runs use 2000).
+        "full": dict(
+            ipc=10,
+            train_per_class=None,
+            pool_networks=5,
+            pool_epochs=2,
+            accdd_iterations=500,
+            inner_loop=100,
+            net_steps=8,
+            batch_real=64,
+            lr_img=1.0,
+            magnitude=(0.01, 0.09),
+            directions=2,
+            snapshots=(50, 100, 250, 500),
+        ),
+    },
 }
 
 
@@ -332,7 +442,7 @@ def _check_one(key: str, value: Any) -> None:
         checks.choice(key, value, PROFILE_NAMES)
     elif key == "dataset":
         data.dataset_info(value)  # raises with the list of valid datasets
-    elif key in ("model", "models"):
+    elif key in ("model", "models", "pool"):
         for name in [value] if isinstance(value, str) else value:
             if str(name).lower() not in models.MODEL_NAMES:
                 raise ValueError(f"{key}: unknown model {name!r}; valid: {', '.join(models.MODEL_NAMES)}")
@@ -344,13 +454,30 @@ def _check_one(key: str, value: Any) -> None:
     elif key == "zca":
         if value is not None and not isinstance(value, bool):
             raise ValueError(f"zca must be True, False or None (the paper's choice for the dataset), got {value!r}")
-    elif key in ("lr_img", "lr_lr", "lr_teacher"):
+    elif key == "pool_width":
+        for w in value:
+            checks.positive_int("pool_width", w, allow_none=True)  # None: the architecture's own width
+    elif key == "baseline_methods":
+        for name in value:
+            checks.choice("baseline_methods", name, ("dc", "dd", "dsa", "dm"))
+    elif key in ("lr_img", "lr_lr", "lr_teacher", "lr_net"):
         checks.positive_number(key, value)
-    elif key in ("ipcs", "cost_ipcs", "cost_syn_steps"):
+    elif key in ("ipcs", "cost_ipcs", "cost_syn_steps", "cost_inner_steps"):
         if not value:
             raise ValueError("ipcs must list at least one images-per-class value")
         for ipc in value:
             checks.positive_int("ipc", ipc)
+    elif key == "magnitude":  # Acc-DD's perturbation: rho ~ ±U(low, high)
+        from .networks import check_perturbation
+
+        check_perturbation(value, 1)
+    elif key == "snapshots":
+        if not value:
+            raise ValueError("snapshots must list at least one outer iteration")
+        for step in value:
+            checks.positive_int("snapshot", step)
+    elif key in ("directions", "inner_loop", "batch_real", "pool_networks"):
+        checks.positive_int(key, value)
     elif key == "eval_epochs":
         checks.positive_int(key, value, allow_none=True)  # None = the protocol's own
     elif key == "ipc" or key.endswith(_POSITIVE_SUFFIXES):

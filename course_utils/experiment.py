@@ -25,6 +25,7 @@ from .data import ImageSet
 from .synthetic import SyntheticSet
 
 __all__ = [
+    "cross_architecture",
     "MethodRun",
     "eval_protocol",
     "eval_kwargs",
@@ -250,3 +251,36 @@ def save_result(
         timings=timings,
     )
     return results.save_record(record, folder)
+
+
+def cross_architecture(
+    sets: Mapping[str, SyntheticSet],
+    test_set: ImageSet,
+    architectures: Mapping[str, tuple[str, Mapping[str, Any]]],
+    *,
+    protocol: protocol.Protocol | str = "plain",
+    epochs: int | None = None,
+    num_models: int = 1,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> dict[tuple[str, str], training.EvalResult]:
+    """The C\\T table: every set (rows, ``{name: set}``) trained on every architecture (columns, ``{label: (model
+    name, options)}``) by the same protocol, ``{(row, column): EvalResult}``. Each set trains with its own learned
+    lr when it carries one (``training.evaluate_set``)."""
+    if not sets or not architectures:
+        raise ValueError("cross_architecture needs at least one set and one architecture")
+    table = {}
+    for row, syn in sets.items():
+        for col, (model, options) in architectures.items():
+            table[row, col] = training.evaluate_set(
+                syn,
+                test_set,
+                protocol=protocol,
+                model=model,
+                model_kwargs=dict(options),
+                num_models=num_models,
+                epochs=epochs,
+                seed=seed,
+                device=device,
+            )
+    return table

@@ -30,6 +30,8 @@ device works.
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -37,9 +39,24 @@ from torch import Tensor
 
 from . import validate
 
-__all__ = ["METHODS", "hvp", "neumann_inverse_hvp", "cg_inverse_hvp", "implicit_hypergradient"]
+__all__ = [
+    "METHODS",
+    "NeumannDivergenceWarning",
+    "hvp",
+    "largest_eigenvalue",
+    "neumann_inverse_hvp",
+    "cg_inverse_hvp",
+    "implicit_hypergradient",
+]
 
 METHODS = ("neumann", "cg", "identity")
+
+#: The Neumann terms may grow this much (‖(I − αH)^K v‖ / ‖v‖) before a warning says the series diverges.
+DIVERGENCE_GROWTH = 2.0
+
+
+class NeumannDivergenceWarning(RuntimeWarning):
+    """The Neumann series' terms grew: α ≥ 2/λ_max(H), or H has negative eigenvalues (θ far from an optimum)."""
 
 
 def _tensors(name: str, values: Sequence[Tensor | None], *, allow_none: bool = False) -> tuple:
@@ -117,7 +134,54 @@ def neumann_inverse_hvp(
         hc = _vjp(loss_grad, params, cur)
         cur = tuple(c - alpha * h for c, h in zip(cur, hc))
         p = tuple(a + c for a, c in zip(p, cur))
+    if terms:
+        _check_series(float(_dot(cur, cur)), float(_dot(v, v)), terms, alpha)
     return tuple(alpha * a for a in p)
+
+
+def _check_series(last_sq: float, first_sq: float, terms: int, alpha: float) -> None:
+    """Warn (or raise, when it overflowed) if the K-th term (I − αH)^K v outgrew v: the series is diverging."""
+    if not math.isfinite(last_sq):
+        raise ValueError(
+            f"the Neumann series overflowed after {terms} terms with alpha={alpha}: alpha must be below "
+            "2/lambda_max(H) (estimate lambda_max with hypergrad.largest_eigenvalue) and H positive definite"
+        )
+    if first_sq > 0 and last_sq > DIVERGENCE_GROWTH**2 * first_sq:
+        growth = math.sqrt(last_sq / first_sq)
+        warnings.warn(
+            f"the Neumann series is diverging: its {terms}-th term is {growth:.3g}x the first with alpha={alpha}; "
+            "alpha must be below 2/lambda_max(H) (estimate lambda_max with hypergrad.largest_eigenvalue), and H "
+            "must be positive definite (the inner weights near a minimum): lower alpha or the number of terms",
+            NeumannDivergenceWarning,
+            stacklevel=3,
+        )
+
+
+def largest_eigenvalue(
+    loss_grad: Sequence[Tensor],
+    params: Sequence[Tensor],
+    *,
+    iterations: int = 20,
+    generator: torch.Generator | None = None,
+) -> float:
+    r"""The eigenvalue of largest magnitude of :math:`H` by power iteration (``iterations`` Hessian-vector products
+    from a random start drawn from ``generator``): :math:`u \leftarrow Hu/\lVert Hu\rVert`, return :math:`u^\top Hu`.
+    The Neumann series converges for :math:`0 < \alpha < 2/\lambda_{\max}` when :math:`H \succ 0`."""
+    validate.positive_int("iterations", iterations)
+    params = _tensors("params", params)
+    loss_grad = _like("loss_grad", loss_grad, params, allow_none=True)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    u = tuple(torch.randn(t.shape, generator=gen, device=gen.device).to(t) for t in params)
+    value = 0.0
+    for _ in range(iterations):
+        norm = torch.sqrt(_dot(u, u))
+        if norm == 0:
+            return 0.0
+        u = tuple(x / norm for x in u)
+        hu = _vjp(loss_grad, params, u)
+        value = float(_dot(u, hu))
+        u = hu
+    return value
 
 
 def cg_inverse_hvp(

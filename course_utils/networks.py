@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -54,6 +55,7 @@ __all__ = [
     "callable_name",
     "weights_fingerprint",
     "initialise",
+    "check_perturbation",
     "perturb",
 ]
 
@@ -238,34 +240,48 @@ class ArchitecturePool(NetworkSampler):
         return {"sampler": "pool", "members": [m.spec() for m in self.members]}
 
 
+def check_perturbation(magnitude: Any, directions: Any) -> tuple[tuple[float, float], int]:
+    """``(magnitude, directions)`` of a weight perturbation, checked: ``magnitude = (low, high)`` with
+    ``0 <= low <= high`` (finite numbers) and ``directions`` an integer ``>= 1``; errors name the bad value."""
+    ok = (
+        isinstance(magnitude, (tuple, list))
+        and len(magnitude) == 2
+        and all(validate.is_number(m) and math.isfinite(m) for m in magnitude)
+        and 0 <= magnitude[0] <= magnitude[1]
+    )
+    if not ok:
+        raise ValueError(f"magnitude must be (low, high) with 0 <= low <= high, got {magnitude!r}")
+    validate.positive_int("directions", directions)
+    return (float(magnitude[0]), float(magnitude[1])), directions
+
+
 @torch.no_grad()
 def perturb(
     net: nn.Module, generator: torch.Generator, magnitude: tuple[float, float] = (0.01, 0.09), directions: int = 2
 ) -> list[float]:
-    """Move ``net``'s weights along random filter-normalised directions (Acc-DD's model augmentation), in place.
+    r"""Move ``net``'s weights along random filter-normalised directions (Acc-DD's model augmentation), in place.
 
-    For each of ``directions`` directions ``d`` and every weight ``W`` with ≥ 2 dims (biases and normalisation
-    parameters are left alone): ``d ~ N(0, I)`` of W's shape, then every filter (row ``i`` of the output dimension)
-    is rescaled to the norm of W's filter, ``d_i ← d_i · ‖W_i‖ / ‖d_i‖`` (Li et al.'s filter normalisation), and
+    For each of ``directions`` directions ``d_k`` and every weight ``W`` with ≥ 2 dims (biases and normalisation
+    parameters are left alone): ``d_k ~ N(0, I)`` of W's shape, then every filter (row ``i`` of the output
+    dimension) is rescaled to the norm of the *unperturbed* W's filter (Li et al.'s filter normalisation),
 
-        W ← W + Σ_k ρ_k d_k,        ρ_k = ±U(magnitude), random sign.
+        d_{k,i} ← d_{k,i} · ‖W_i‖ / ‖d_{k,i}‖,        W ← W + Σ_k ρ_k d_k,        ρ_k = ±U(magnitude), random sign,
 
-    Returns the step sizes ρ_k. All random numbers come from ``generator``.
+    so filter ``i`` moves by ``|ρ_k|·‖W_i‖`` along each direction: a step relative to its own scale (a filter
+    followed by a normalisation layer is scale-invariant, so an absolute step would mean little). Returns the
+    step sizes ρ_k. All random numbers come from ``generator``.
     """
-    lo, hi = magnitude
-    if not 0 <= lo <= hi:
-        raise ValueError(f"magnitude must be (low, high) with 0 <= low <= high, got {magnitude!r}")
-    validate.positive_int("directions", directions)
+    (lo, hi), directions = check_perturbation(magnitude, directions)
     gdev = generator.device
     u = torch.rand(directions, 2, generator=generator, device=gdev).cpu()
     rhos = [float((lo + (hi - lo) * a) * (1 if b < 0.5 else -1)) for a, b in u.tolist()]
     weights = [p for p in net.parameters() if p.dim() > 1]
+    norms = [w.view(len(w), -1).norm(dim=1, keepdim=True) for w in weights]  # ‖W_i‖ before any step
     for rho in rhos:
-        for w in weights:
+        for w, w_norm in zip(weights, norms):
             d = torch.randn(w.shape, generator=generator, device=gdev).to(w.device, w.dtype)
-            d_rows, w_rows = d.view(len(d), -1), w.view(len(w), -1)
-            scale = w_rows.norm(dim=1, keepdim=True) / (d_rows.norm(dim=1, keepdim=True) + 1e-10)
-            w.add_((d_rows * scale).view_as(w), alpha=rho)
+            d_rows = d.view(len(d), -1)
+            w.add_((d_rows * (w_norm / (d_rows.norm(dim=1, keepdim=True) + 1e-10))).view_as(w), alpha=rho)
     return rhos
 
 
@@ -273,7 +289,10 @@ class EarlyStagePool(NetworkSampler):
     """Networks trained a few epochs on real data (``states``), each draw one of them, perturbed (``perturb``).
 
     ``model``: the architecture (a name or ``FreshInit``) the state dicts belong to. ``magnitude``/``directions``:
-    of the weight perturbation (``None``: no perturbation).
+    of the weight perturbation (``magnitude=None``: no perturbation). A draw takes one index (uniform over the
+    states) and, when perturbing, the perturbation's random numbers from the generator. ``from_buffer`` builds a
+    pool from networks trained by ``trajectories.train_experts`` (stored keyed, reused, resumable);
+    ``pretrain_seconds`` is then what training them took (``None`` for state dicts given directly).
     """
 
     def __init__(
@@ -283,12 +302,19 @@ class EarlyStagePool(NetworkSampler):
         *,
         magnitude: tuple[float, float] | None = (0.01, 0.09),
         directions: int = 2,
+        pretrain_seconds: float | None = None,
+        source: Mapping[str, Any] | None = None,
     ):
         if not states:
             raise ValueError("an EarlyStagePool needs at least one trained state dict")
+        if magnitude is not None:
+            magnitude, directions = check_perturbation(magnitude, directions)
+        else:
+            validate.positive_int("directions", directions)
         self.model = model if isinstance(model, FreshInit) else FreshInit(model)
         self.states = [{k: v.detach().cpu().clone() for k, v in s.items()} for s in states]
         self.magnitude, self.directions = magnitude, directions
+        self.pretrain_seconds, self.source = pretrain_seconds, None if source is None else dict(source)
         h = hashlib.blake2b(digest_size=12)
         for state in self.states:
             for key, value in state.items():
@@ -296,10 +322,54 @@ class EarlyStagePool(NetworkSampler):
                 h.update(value.contiguous().view(-1).view(torch.uint8).numpy().data)
         self._fingerprint = h.hexdigest()
 
+    @classmethod
+    def from_buffer(
+        cls,
+        buffer,
+        epoch: int | None = None,
+        *,
+        magnitude: tuple[float, float] | None = (0.01, 0.09),
+        directions: int = 2,
+    ) -> "EarlyStagePool":
+        """The pool of ``buffer``'s networks (a ``trajectories.ExpertBuffer``) at ``epoch`` (None: the last one):
+        each stored flat snapshot θ*_epoch is loaded into a network of the buffer's architecture
+        (``buffer.network``). Only parameters are stored in a buffer: batch-norm running statistics, if the
+        architecture has any, start from their defaults."""
+        from .data import dataset_info
+        from .trajectories import ExpertBuffer
+
+        if not isinstance(buffer, ExpertBuffer):
+            raise TypeError(f"from_buffer takes a trajectories.ExpertBuffer, got {type(buffer).__name__}")
+        epoch = buffer.epochs if epoch is None else epoch
+        validate.positive_int("epoch", epoch, minimum=0)
+        if epoch > buffer.epochs:
+            raise ValueError(f"epoch={epoch} is beyond the buffer's {buffer.epochs} epochs: valid 0..{buffer.epochs}")
+        net = buffer.network(dataset_info(buffer.identity["dataset"]), "cpu")
+        states = []
+        for trajectory in buffer.trajectories:
+            torch.nn.utils.vector_to_parameters(trajectory[epoch], net.parameters())
+            states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        source = {"buffer": buffer.fingerprint(), "epoch": epoch, "networks": len(buffer)}
+        seconds = float(sum(buffer.seconds)) if buffer.seconds else None
+        return cls(
+            buffer.spec.sampler(),
+            states,
+            magnitude=magnitude,
+            directions=directions,
+            pretrain_seconds=seconds,
+            source=source,
+        )
+
     def bind(self, info, device: str | torch.device) -> "EarlyStagePool":
         bound = super().bind(info, device)
         bound.model = self.model.bind(info, device)
         return bound
+
+    def without_perturbation(self) -> "EarlyStagePool":
+        """The same networks drawn as they are (no perturbation)."""
+        plain = copy.copy(self)
+        plain.magnitude = None
+        return plain
 
     def sample(self, generator: torch.Generator) -> nn.Module:
         k = int(torch.randint(len(self.states), (1,), generator=generator, device=generator.device))
@@ -310,14 +380,17 @@ class EarlyStagePool(NetworkSampler):
         return net.train()
 
     def spec(self) -> dict:
-        return {
+        spec = {
             "sampler": "early_stage",
             "model": self.model.spec(),
             "states": len(self.states),
             "weights": self._fingerprint,
-            "magnitude": self.magnitude,
+            "magnitude": None if self.magnitude is None else list(self.magnitude),
             "directions": self.directions,
         }
+        if self.source is not None:
+            spec["source"] = dict(self.source)
+        return spec
 
 
 @dataclass

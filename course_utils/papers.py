@@ -47,6 +47,7 @@ class Reported:
     where: str
     protocol: str
     setting: str | None = None
+    hours: float | None = None  # the distillation time the paper reports (GPU hours), where it does
 
     def __str__(self) -> str:
         spread = f" ± {self.std}" if self.std is not None else ""
@@ -76,9 +77,10 @@ def numbers(dataset: str | None = None, method: str | None = None) -> list[Repor
     return [e for e in _load()[1] if dataset in (None, e.dataset) and method in (None, e.method)]
 
 
-def reported(method: str, dataset: str, ipc: int | None) -> Reported | None:
-    """The paper's number for ``method`` on ``dataset`` at ``ipc`` (``None`` for the full data), or ``None``."""
-    hits = [e for e in numbers(dataset, method) if e.ipc == ipc]
+def reported(method: str, dataset: str, ipc: int | None, setting: str | None = None) -> Reported | None:
+    """The paper's number for ``method`` on ``dataset`` at ``ipc`` (``None`` for the full data) in ``setting`` (e.g.
+    "evaluated on LeNet"; ``None``: the first listed), or ``None``."""
+    hits = [e for e in numbers(dataset, method) if e.ipc == ipc and setting in (None, e.setting)]
     return hits[0] if hits else None
 
 

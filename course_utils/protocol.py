@@ -46,7 +46,7 @@ PAPER_PROTOCOLS: dict[str, str] = {
     "dm": "dsa",
     "mtt": "dsa",
     "zen": "dc",
-    "acc_dd": "dsa",
+    "accdd": "dsa",
     "full_data": "plain",
 }
 

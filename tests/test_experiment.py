@@ -39,3 +39,21 @@ def test_save_set_takes_the_sets_own_meta(mnist, tmp_path, tiny_cfg):
     assert record["dataset"] == "mnist" and record["params"]["steps"] == 1 and record["params"]["ipc"] == 1
     assert record["params"]["hparams"]["steps"] == 1 and record["params"]["model"]["model"] == "convnet"
     assert record["timings_s"] == {"distill": 1.5} and record["metrics"]["mean"] == 50.0
+
+
+def test_cross_architecture_trains_every_set_on_every_architecture(mnist):
+    import pytest
+
+    from course_utils.methods import random_subset
+
+    train, test = mnist
+    test = test.balanced_subset(5, torch.Generator().manual_seed(0))
+    sets = {f"draw {i}": random_subset.distill(train, 1, generator=torch.Generator().manual_seed(i)) for i in range(2)}
+    archs = {"convnet": ("convnet", {"width": 8}), "lenet": ("lenet", {})}
+    table = experiment.cross_architecture(sets, test, archs, epochs=2, num_models=1)
+    assert set(table) == {(r, c) for r in sets for c in archs}
+    assert all(0 <= r.mean <= 100 and r.model == c for (_, c), r in table.items())
+    again = experiment.cross_architecture(sets, test, archs, epochs=2, num_models=1)
+    assert all(table[k].accuracies == again[k].accuracies for k in table)
+    with pytest.raises(ValueError, match="at least one"):
+        experiment.cross_architecture({}, test, archs)

@@ -3,6 +3,7 @@ series and conjugate gradients against direct solves, and the full hypergradient
 closed-form ridge solution and through an unrolled inner loop (``higher``). Small problems, float64."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -85,10 +86,31 @@ def test_neumann_series_converges_to_inverse_hvp_when_alpha_below_two_over_lambd
     assert errors[0] > errors[1] > errors[2]
     assert error(200, 1 / lam_max) < 1e-6
     torch.testing.assert_close(torch.cat(neumann_inverse_hvp(grads, params, vs, terms=0, alpha=0.5)), 0.5 * v)
-    # α = 3/λ_max: the top eigenvalue's factor |1 − αλ_max| = 2 > 1, so the series diverges
-    diverging = [error(k, 3 / lam_max) for k in (5, 10, 20)]
+    # α = 3/λ_max: the top eigenvalue's factor |1 − αλ_max| = 2 > 1, so the series diverges, with a warning naming α
+    with pytest.warns(hypergrad.NeumannDivergenceWarning, match=r"alpha=0\.3"):
+        diverging = [error(k, 3 / lam_max) for k in (5, 10, 20)]
     assert diverging[0] < diverging[1] < diverging[2] and diverging[2] > 1
     assert all(p.grad is None for p in params)
+
+
+def test_converging_series_gives_no_warning_and_an_overflow_is_an_error_naming_alpha():
+    grads, params, v, H = _ridge_system()
+    vs = torch.split(v, [3, 2])
+    lam_max = torch.linalg.eigvalsh(H).max().item()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        neumann_inverse_hvp(grads, params, vs, terms=50, alpha=1.9 / lam_max)
+    with pytest.raises(ValueError, match=r"alpha=1e\+150.*largest_eigenvalue"):
+        neumann_inverse_hvp(grads, params, vs, terms=5, alpha=1e150)
+
+
+def test_largest_eigenvalue_by_power_iteration():
+    grads, params, v, H = _ridge_system()
+    exact = torch.linalg.eigvalsh(H).max().item()
+    estimate = hypergrad.largest_eigenvalue(grads, params, iterations=60, generator=torch.Generator().manual_seed(1))
+    assert estimate == pytest.approx(exact, rel=1e-6)
+    with pytest.raises(ValueError, match="iterations"):
+        hypergrad.largest_eigenvalue(grads, params, iterations=0)
 
 
 def test_cg_solves_hessian_system_within_dim_iterations():

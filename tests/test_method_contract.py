@@ -36,6 +36,17 @@ SETUP = {
         {},
         {"lr_img": 1e30},
     ),
+    "zen": (
+        {"steps": 3, "inner_steps": 2, "hypergradient": "identity"},
+        {"model": networks.ArchitecturePool([TINY_CONVNET, networks.FreshInit("mlp", width=16)])},
+        {"lr_net": 1e30},
+    ),
+    # fresh networks (its pool samplers and model=None: tests/test_accdd.py)
+    "accdd": (
+        {"steps": 3, "inner_loop": 2, "net_steps": 2, "batch_real": 8, "batch_net": 16},
+        {"model": TINY_CONVNET},
+        {"lr_img": 1e30},
+    ),
 }
 _EXPERTS = tempfile.TemporaryDirectory(prefix="contract_experts_")
 

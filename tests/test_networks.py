@@ -92,6 +92,43 @@ def test_perturbation_is_filter_normalised_and_leaves_biases_alone():
             torch.testing.assert_close(d.norm(dim=1), w.norm(dim=1), rtol=1e-4, atol=1e-6)  # filter norms match
 
 
+def test_every_direction_is_normalised_to_the_unperturbed_filters():
+    net = get_model("convnet", 1, 10, 28, width=8)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    g = torch.Generator().manual_seed(1)
+    replay = torch.Generator().set_state(g.get_state())
+    rhos = networks.perturb(net, g, magnitude=(0.01, 0.09), directions=2)
+    assert len(rhos) == 2 and all(0.01 <= abs(r) <= 0.09 for r in rhos)
+    torch.rand(2, 2, generator=replay)  # the step sizes and signs, then one direction per weight and step
+    weights = [n for n, p in net.named_parameters() if p.dim() > 1]
+    expected = {n: before[n].clone() for n in weights}
+    for rho in rhos:
+        for n in weights:
+            w = before[n].view(len(before[n]), -1)
+            d = torch.randn(before[n].shape, generator=replay).view(len(w), -1)
+            d = d / d.norm(dim=1, keepdim=True) * w.norm(dim=1, keepdim=True)  # ‖d_i‖ = ‖W_i‖ of the start
+            expected[n] += rho * d.view_as(before[n])
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(p.detach(), expected.get(n, before[n]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "magnitude, directions, message",
+    [
+        ((0.09, 0.01), 2, r"magnitude must be \(low, high\) with 0 <= low <= high, got \(0.09, 0.01\)"),
+        ((-0.01, 0.01), 2, r"magnitude must be .*got \(-0.01, 0.01\)"),
+        ((0.01,), 2, r"magnitude must be .*got \(0.01,\)"),
+        ((0.01, float("nan")), 2, "magnitude must be"),
+        ((0.01, 0.09), 0, "directions must be an integer >= 1, got 0"),
+    ],
+)
+def test_perturbation_settings_are_checked(magnitude, directions, message):
+    with pytest.raises(ValueError, match=message):
+        networks.perturb(get_model("mlp", 1, 10, 28, width=4), torch.Generator(), magnitude, directions)
+    with pytest.raises(ValueError, match=message):
+        networks.EarlyStagePool("mlp", [{}], magnitude=magnitude, directions=directions)
+
+
 def test_early_stage_pool_loads_a_trained_state_and_perturbs_it():
     trained = [get_model("convnet", 1, 10, 28, width=8).state_dict() for _ in range(2)]
     pool = networks.EarlyStagePool(networks.FreshInit("convnet", width=8), trained).bind(INFO, "cpu")

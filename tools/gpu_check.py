@@ -118,6 +118,7 @@ def check_identity() -> dict:
         "dm": {"steps": 5, "batch_real": 32, "model": net},
         "dd": {"steps": 5, "batch_size": 128},
         "kip": {"steps": 20, "batch_size": 200},
+        "zen": {"steps": 3, "inner_steps": 3, "model": [net, networks.FreshInit("lenet")]},
     }
     with tempfile.TemporaryDirectory() as root:  # MTT: experts trained twice from scratch, then distilled from
         buffers = [
@@ -153,6 +154,7 @@ BENCHMARKS = {
     "gradient_matching": ("bench_gradient_matching.py", "gradient_matching_cuda.json", ("dc", "dsa")),
     "dm": ("bench_dm.py", "dm_cuda.json", ("dm",)),
     "mtt": ("bench_mtt.py", "mtt_cuda.json", ("iteration",)),
+    "zen": ("bench_zen.py", "zen_cuda.json", ()),
 }
 
 

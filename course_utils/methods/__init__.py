@@ -44,6 +44,8 @@ REGISTRY: dict[str, MethodInfo] = {
         MethodInfo("dsa", "dsa", True, "model", "03"),
         MethodInfo("dm", "dm", True, "model", "04"),
         MethodInfo("mtt", "mtt", True, "experts", "05"),
+        MethodInfo("accdd", "accdd", True, "model", "07"),
+        MethodInfo("zen", "zen", True, "model", "06"),
     )
 }
 METHOD_NAMES = tuple(REGISTRY)

@@ -140,12 +140,17 @@ class GradientMatching(loop.ImageDistiller):
     ):
         super().__init__(train_set, ipc, generator, config, sampler=sampler, dsa=dsa)
         self.method = method
-        self.outer_loop, self.inner_loop = loop_schedule(ipc, config.outer_loop, config.inner_loop)
+        self.outer_loop, self.inner_loop = self.schedule(ipc)
         K = self.num_classes
         impl = config.implementation
         self.implementation = ("batched" if self.device.type == "cuda" else "loop") if impl == "auto" else impl
         self.real_labels = torch.arange(K, device=self.device).view(K, 1).expand(K, self.batch_real)
         self.syn_labels = self.labels.view(K, ipc)
+
+    def schedule(self, ipc: int) -> tuple[int, int]:
+        """``(outer_loop, inner_loop)``: matching steps per network, and epochs of network training between them
+        (``loop_schedule``; a subclass that trains its networks otherwise says what its two numbers are)."""
+        return loop_schedule(ipc, self.config.outer_loop, self.config.inner_loop)
 
     def match(self, net: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """The matching loss on ``net`` and its gradient w.r.t. the images (left in ``images.grad``).
