@@ -124,6 +124,11 @@ def test_model_argument_means_a_network_sampler(name, tiny):
             _run(name, tiny, model=TINY_CONVNET)
         buffer = _experts(tiny)
         assert _run(name, tiny, model=buffer).meta["model"]["buffer"] == buffer.fingerprint()
+    elif arg == "pool":  # one sampler is a pool of one family
+        syn = _run(name, tiny, model=TINY_CONVNET)
+        assert syn.meta["model"] == networks.ArchitecturePool([TINY_CONVNET]).spec()
+        with pytest.raises(TypeError, match="architecture pool"):
+            _run(name, tiny, model=networks.FixedInit(torch.nn.Linear(2, 2)))
     else:
         syn = _run(name, tiny, model=TINY_CONVNET)
         assert syn.meta["model"] == TINY_CONVNET.spec()

@@ -27,6 +27,7 @@ class MethodInfo:
     module: str  # under course_utils.methods
     iterative: bool  # runs on the shared loop: checkpoints, resume, divergence stop
     network_arg: str | None  # "model" (a network sampler), "experts" (model= expert trajectories, MTT),
+    # "pool" (model= architecture families, a sampler or names, each becoming a pool member: ZEN),
     # "feature_map" (a kernel), or None (no network)
     notebook: str
 
@@ -45,7 +46,7 @@ REGISTRY: dict[str, MethodInfo] = {
         MethodInfo("dm", "dm", True, "model", "04"),
         MethodInfo("mtt", "mtt", True, "experts", "05"),
         MethodInfo("accdd", "accdd", True, "model", "07"),
-        MethodInfo("zen", "zen", True, "model", "06"),
+        MethodInfo("zen", "zen", True, "pool", "06"),
     )
 }
 METHOD_NAMES = tuple(REGISTRY)
