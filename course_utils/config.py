@@ -85,6 +85,25 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 
 #: Settings only one notebook uses, per profile, merged over ``PROFILES`` by ``resolve(profile, notebook=...)``.
 #: Each notebook owns its entry.
+#: Notebook 06 on one GPU (its standard profile; full changes two values).
+_ZEN_ONE_GPU: dict[str, Any] = dict(
+    ipcs=(1, 10),
+    train_per_class=None,
+    pool=("convnet", "lenet", "vgg11", "resnet18"),
+    pool_width=(None, None, None, None),
+    zen_iterations=500,
+    inner_steps=30,
+    lr_net=0.02,
+    lr_img=0.05,
+    neumann_terms=5,
+    baseline_methods=("dc", "dd"),
+    dc_iterations=1000,
+    dd_iterations=400,
+    table_epochs=1000,
+    table_models=3,
+    cost_inner_steps=(1, 5, 10, 20, 30, 50),
+)
+
 NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "00_introduction_and_baselines": {"quick": {}, "standard": {}, "full": {}},
     "01_ridge_regression_closed_form": {
@@ -326,40 +345,9 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         ),
         # standard: one GPU. MNIST IPC 1 and 10 (the slides' setting), the full-width pool, 500 ZEN steps of J = 30
         # (the reference's), DC and DD per architecture, the C\T table with the paper protocol's epochs.
-        "standard": dict(
-            ipcs=(1, 10),
-            train_per_class=None,
-            pool=("convnet", "lenet", "vgg11", "resnet18"),
-            pool_width=(None, None, None, None),
-            zen_iterations=500,
-            inner_steps=30,
-            lr_net=0.02,
-            lr_img=0.05,
-            neumann_terms=5,
-            baseline_methods=("dc", "dd"),
-            dc_iterations=1000,
-            dd_iterations=400,
-            table_epochs=1000,
-            table_models=3,
-            cost_inner_steps=(1, 5, 10, 20, 30, 50),
-        ),
-        "full": dict(
-            ipcs=(1, 10),
-            train_per_class=None,
-            pool=("convnet", "lenet", "vgg11", "resnet18"),
-            pool_width=(None, None, None, None),
-            zen_iterations=1000,
-            inner_steps=30,
-            lr_net=0.02,
-            lr_img=0.05,
-            neumann_terms=5,
-            baseline_methods=("dc", "dd"),
-            dc_iterations=1000,
-            dd_iterations=400,
-            table_epochs=1000,
-            table_models=5,
-            cost_inner_steps=(1, 5, 10, 20, 30, 50),
-        ),
+        "standard": _ZEN_ONE_GPU,
+        # full: the reference's 1000 outer steps, 5 networks per cell of the table
+        "full": {**_ZEN_ONE_GPU, "zen_iterations": 1000, "table_models": 5},
     },
     "07_model_augmentation": {
         # quick: 2 CPU cores. IPC 10 on 300 training images per class (the pool and the distillation use the same
