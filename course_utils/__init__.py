@@ -10,6 +10,7 @@ Every notebook imports from here instead of re-defining code (README.md's table 
 - repro, config, claims, experiment, results, atomic        reproducibility, profiles, claims, runs and records
 - papers                                                    the papers' reported numbers, cited
 - viz, progress, notebook_runner                            figures, progress bars, running the notebooks
+- sweep, gather                                             batch reruns of a grid, the table over seeds
 - methods                                                   one module per method with one interface
 """
 

@@ -47,3 +47,8 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return _atomic_write(path, lambda fh: fh.write(data), "wb")
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    return write_bytes(path, text.encode("utf-8"))

@@ -39,9 +39,10 @@ TABLE_COLUMNS = [
 ]
 
 
-def list_notebooks(selection: list[str] | None = None) -> list[Path]:
-    """Numbered notebooks, optionally only those whose name starts with one of ``selection``."""
-    books = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+def list_notebooks(selection: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
+    """Numbered notebooks (of ``folder``, default the course's), optionally only those whose name starts with one
+    of ``selection``."""
+    books = sorted(p for p in Path(folder or NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if selection:
         chosen = [p for p in books if any(p.name.startswith(s) for s in selection)]
         missing = [s for s in selection if not any(p.name.startswith(s) for p in books)]
@@ -57,20 +58,36 @@ def declared_parameters(path: Path) -> dict:
     return pm.inspect_notebook(str(path))
 
 
-def check_parameters(path: Path, parameters: dict) -> dict:
-    """``parameters`` checked against the notebook's declarations; a scalar for a list parameter becomes a list."""
+#: The Python types of the annotations a parameters cell uses (``name: type = value``).
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple), "dict": (dict,)}
+
+
+def check_parameters(path: Path, parameters: dict, values: bool = False) -> dict:
+    """``parameters`` checked against the notebook's declarations; a scalar for a list parameter becomes a list.
+
+    With ``values``, each value must also have its declared type (``None`` always means the profile's value) and
+    pass the course's checks (``config.resolve``: a valid dataset, IPCs >= 1, ...); a bad one raises ``ValueError``
+    naming it.
+    """
     declared = declared_parameters(path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise SystemExit(f"{path.name}: unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(declared)}")
     out = dict(parameters)
     for name, value in parameters.items():
-        if (
-            declared[name]["inferred_type_name"] == "list"
-            and value is not None
-            and not isinstance(value, (list, tuple))
-        ):
-            out[name] = [value]
+        kind = declared[name]["inferred_type_name"]
+        if kind == "list" and value is not None and not isinstance(value, (list, tuple)):
+            out[name] = value = [value]
+        types = _TYPES.get(kind)
+        if values and value is not None and types:
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ValueError(f"{name}={value!r} is not of type {kind}, as {path.name} declares it")
+    if values:
+        from . import config
+
+        settings = {k: v for k, v in out.items() if k != "profile"}
+        notebook = path.stem if path.stem in config.NOTEBOOK_PROFILES else None
+        config.resolve(out.get("profile", "quick"), notebook=notebook, **settings)  # raises naming a bad value
     return out
 
 
@@ -96,7 +113,10 @@ def run(profile: str, parameters: dict, selection: list[str] | None, out: Path) 
     import papermill as pm
 
     books = list_notebooks(selection)
-    checked = {book: check_parameters(book, {"profile": profile, **parameters}) for book in books}  # all first
+    try:  # every notebook's names and values first: a typo fails before anything runs
+        checked = {book: check_parameters(book, {"profile": profile, **parameters}, values=True) for book in books}
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for book in books:

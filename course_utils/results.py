@@ -14,6 +14,7 @@ them back with ``load_records``. Writes are atomic (``atomic.write_json``).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -21,6 +22,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -60,6 +62,23 @@ def environment(device: str | torch.device | None = None) -> dict:
         env["device_name"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
     return env
+
+
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str | None:
+    """The git commit the package runs from (``<hash>-dirty`` with uncommitted changes), None outside a checkout.
+
+    Records carry it so that a table can flag results produced by different code (``gather``)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def _plain(value: Any) -> Any:
@@ -121,6 +140,7 @@ def make_record(
         "timings_s": _plain(timings or {}),
         "environment": environment(device),
         "version": __version__,
+        "commit": code_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv[:1],
     }
