@@ -8,7 +8,7 @@ PROFILE ?= quick
 # Where the original MNIST / Fashion-MNIST .gz files are, if you have them offline (CI: ../shared/data).
 SHARED_DATA ?= ../shared/data
 
-.PHONY: course test lint install data benchmark gpu-check clean
+.PHONY: course sweep test lint install data benchmark gpu-check clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ data: install
 
 course: data
 	$(PY) -m course_utils.notebook_runner --profile $(PROFILE)
+
+# A batch rerun of a grid file (course_utils.sweep), e.g. make sweep GRID=grids/example.yaml WORKERS=2
+GRID ?= grids/example.yaml
+WORKERS ?= 1
+sweep: data
+	$(PY) -m course_utils.sweep --grid $(GRID) --workers $(WORKERS)
 
 # Lint and format check (ruff), then unit tests, then every notebook under nbval, each with a timing line. pytest
 # exits 5 when it collected no test: a test run that tests nothing is a failure here.

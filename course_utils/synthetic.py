@@ -47,7 +47,12 @@ class SyntheticSet:
 
     @property
     def ipc(self) -> int:
-        """Images per class (the smallest class count)."""
+        """Images per class: the IPC the set was made with (``meta["ipc"]``), else the smallest class count.
+
+        A method that learns soft labels (KIP) may end with a class that no image's arg-max names: the set still
+        has the IPC it was distilled at."""
+        if "ipc" in self.meta:
+            return int(self.meta["ipc"])
         return int(torch.bincount(self.hard_labels, minlength=self.num_classes).min())
 
     def to(self, device: str | torch.device) -> "SyntheticSet":

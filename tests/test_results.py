@@ -128,3 +128,9 @@ def test_soft_labels_count_by_their_most_likely_class():
     soft = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     syn = SyntheticSet(torch.zeros(4, 1, 2, 2), soft)
     assert syn.num_classes == 2 and syn.ipc == 2 and syn.hard_labels.tolist() == [0, 1, 0, 1]
+
+
+def test_ipc_is_the_one_distilled_at_even_when_a_class_loses_its_arg_max():
+    soft = torch.tensor([[0.6, 0.4], [0.7, 0.3]])  # learned labels: no image is most likely class 1
+    assert SyntheticSet(torch.zeros(2, 1, 2, 2), soft, meta={"ipc": 1}).ipc == 1
+    assert SyntheticSet(torch.zeros(2, 1, 2, 2), soft).ipc == 0  # without the record, the smallest class count
