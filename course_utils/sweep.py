@@ -222,22 +222,25 @@ def validate(runs: Sequence[Run]) -> list[Run]:
     """Check every run's names and values against its notebook (``notebook_runner.check_parameters``); raise one
     ``SweepError`` listing every problem, so that nothing starts. Returns the runs with values coerced (a scalar
     given to a list parameter becomes a one-element list)."""
-    problems, checked, seen = [], [], {}
+    problems: dict[str, list[str]] = {}  # message -> the runs it concerns
+    checked, seen = [], set()
     for run in runs:
         try:
             params = notebook_runner.check_parameters(run.notebook, run.parameters, values=True)
         except (SystemExit, ValueError, TypeError) as err:
-            message = f"{run.label}: {err}"
-            if message not in problems:
-                problems.append(message)
+            problems.setdefault(str(err), []).append(run.label)
             continue
         coerced = Run(run.notebook, tuple(sorted(params.items())))
         if coerced.label in seen:
-            problems.append(f"{coerced.label}: two runs of the grid have the same parameters")
-        seen[coerced.label] = coerced
+            problems.setdefault("two runs of the grid have the same parameters", []).append(coerced.label)
+        seen.add(coerced.label)
         checked.append(coerced)
     if problems:
-        raise SweepError("the grid cannot run; nothing was started:\n  " + "\n  ".join(problems))
+        lines = [
+            f"{message} ({labels[0]}" + (f" and {len(labels) - 1} more run(s))" if len(labels) > 1 else ")")
+            for message, labels in problems.items()
+        ]
+        raise SweepError("the grid cannot run; nothing was started:\n  " + "\n  ".join(lines))
     return checked
 
 
@@ -341,11 +344,12 @@ class Progress:
             self.bar.set_postfix_str(f"done {self.done}, failed {self.failed}, left {left}")
             self.bar.update(1)
             detail = "" if result["status"] == "ok" else f": {result.get('error')}"
-            print(
+            line = (
                 f"[sweep] {result['status']} {result['label']} in {result.get('seconds', 0):.1f} s{detail} "
-                f"(done {self.done}, failed {self.failed}, left {left}, elapsed {elapsed})",
-                flush=True,
+                f"(done {self.done}, failed {self.failed}, left {left}, elapsed {elapsed})"
             )
+            self.bar.write(line, file=sys.stdout)  # above the bar, not inside it
+            sys.stdout.flush()
 
     def close(self) -> None:
         self.bar.close()
@@ -599,15 +603,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[sweep] {err}", file=sys.stderr)
         return 2
     out = (args.out or results.output_dir() / "sweep").resolve()
-    states = {run: status(run, out) for run in runs}
+    states = [status(run, out) for run in runs]
     print(
-        f"[sweep] {len(runs)} runs: {sum(s == 'done' for s in states.values())} finished, "
-        f"{sum(s == 'failed' for s in states.values())} failed before, {sum(s == 'pending' for s in states.values())} "
-        f"new; output in {out}",
+        f"[sweep] {len(runs)} runs: {states.count('done')} finished, {states.count('failed')} failed before, "
+        f"{states.count('pending')} new; output in {out}",
         flush=True,
     )
     if args.dry_run:
-        for run, state in states.items():
+        for run, state in zip(runs, states):
             print(f"  {state:8s} {run.label}")
         return 0
     try:
