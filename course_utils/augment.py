@@ -66,6 +66,7 @@ __all__ = [
     "OPS",
     "MODES",
     "STRATEGIES",
+    "USER_DATASET_STRATEGY",
     "strategy_for",
     "parse_strategy",
     "affine_warp",
@@ -91,16 +92,27 @@ def _norm_name(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
+#: DSA strategy of a dataset registered from the user's own images (``data.register_dataset``): the natural-image
+#: one, flip included. Pass ``strategy=`` to a method where flipping changes the meaning (digits, text).
+USER_DATASET_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+
+
 def strategy_for(dataset_name: str) -> str:
     """The DSA strategy string for a dataset (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ``"cifar100"``).
 
-    Case, ``-`` and ``_`` are ignored (``"CIFAR-10"``, ``"FashionMNIST"`` work). Unknown -> ValueError.
+    Case, ``-`` and ``_`` are ignored (``"CIFAR-10"``, ``"FashionMNIST"`` work). A dataset registered with
+    ``data.register_dataset`` (your own images) gets ``USER_DATASET_STRATEGY``. Unknown -> ValueError.
     """
     if isinstance(dataset_name, str):
         key = _norm_name(dataset_name)
         for name, strategy in STRATEGIES.items():
             if _norm_name(name) == key:
                 return strategy
+        # Imported here: data is heavy (torchvision) and augment is otherwise free of package imports.
+        from . import data
+
+        if key and key in {_norm_name(name) for name in data.registered_datasets()}:
+            return USER_DATASET_STRATEGY
     raise ValueError(f"no DSA strategy for dataset {dataset_name!r}; valid datasets: {sorted(STRATEGIES)}")
 
 

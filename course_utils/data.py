@@ -12,6 +12,10 @@ else ``$COURSE_DATA_ROOT``, else the repository's ``data/`` folder. Nothing is
 downloaded silently into the working directory, and a missing dataset raises
 :class:`DatasetNotAvailableError` saying which files to put where.
 
+Datasets built from the user's own images (``course_utils.folders``) are added with :func:`register_dataset`,
+so that :func:`dataset_info` and everything that looks a dataset up by name (protocols, augmentation, expert
+buffers) knows them; the four built-in names stay reserved for the built-in datasets.
+
 Typical use::
 
     train, test = load("mnist")
@@ -26,10 +30,12 @@ import contextlib
 import gzip
 import hashlib
 import io
+import math
 import os
+import re
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -43,6 +49,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotAvailableError",
     "ImageSet",
+    "check_dataset_name",
     "clear_cache",
     "copy_shared_data",
     "data_root",
@@ -50,6 +57,8 @@ __all__ = [
     "load",
     "load_dataset",
     "main",
+    "register_dataset",
+    "registered_datasets",
     "whiten",
 ]
 
@@ -144,17 +153,97 @@ _ALIASES = {
 }
 
 
+# Datasets registered at run time (``register_dataset``; ``course_utils.folders`` registers every set it
+# loads), keyed like ``_ALIASES``. Not persisted: a new process registers them again by loading the folder.
+_REGISTERED: dict[str, DatasetInfo] = {}
+
+
+def _key(name: str) -> str:
+    """Spelling-insensitive key: lower case without "-", "_" and spaces."""
+    return str(name).lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
 def _canonical_name(name: str) -> str:
-    """Map a user spelling ("FashionMNIST", "fashion-mnist", ...) to a name in DATASETS."""
-    key = str(name).lower().replace("-", "").replace("_", "").replace(" ", "")
-    if key not in _ALIASES:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return _ALIASES[key]
+    """Map a user spelling ("FashionMNIST", "fashion-mnist", ...) to a name in DATASETS or a registered name."""
+    key = _key(name)
+    if key in _ALIASES:
+        return _ALIASES[key]
+    if key in _REGISTERED:
+        return _REGISTERED[key].name
+    raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS + registered_datasets())}")
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Return the :class:`DatasetInfo` of ``name`` (spelling is case-insensitive)."""
-    return _INFO[_canonical_name(name)]
+    """Return the :class:`DatasetInfo` of ``name`` (spelling is case-insensitive); registered datasets too."""
+    canonical = _canonical_name(name)
+    return _INFO[canonical] if canonical in _INFO else _REGISTERED[_key(canonical)]
+
+
+def registered_datasets() -> tuple[str, ...]:
+    """Names of the datasets registered with :func:`register_dataset` in this process (sorted)."""
+    return tuple(sorted(info.name for info in _REGISTERED.values()))
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Make ``info`` resolvable by name (:func:`dataset_info`, protocols, augmentation); returns the stored info.
+
+    The built-in names (any spelling of them) are reserved: registering one with facts other than the built-in's is
+    an error naming it (the built-in's own facts are accepted and change nothing). Registering a name again replaces
+    the earlier facts, so reloading a folder at another image size works; sets already built keep their own info.
+    """
+    if not isinstance(info, DatasetInfo):
+        raise TypeError(f"register_dataset takes a DatasetInfo, got {type(info).__name__}")
+    _check_info(info)
+    key = _key(info.name)
+    if key in _ALIASES:
+        builtin = _INFO[_ALIASES[key]]
+        if replace(info, name=builtin.name) == builtin:
+            return builtin
+        raise ValueError(
+            f"dataset name {info.name!r} is the built-in dataset {builtin.name!r} and the facts differ "
+            f"({_differences(builtin, info)}); register it under another name"
+        )
+    _REGISTERED[key] = info
+    return info
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` if it can name a dataset: a letter or digit, then letters, digits, "_" and "-" (else ValueError).
+
+    The name becomes part of file names (checkpoints, result records, expert buffers), hence the restriction.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise ValueError(
+            f"dataset name must start with a letter or digit and hold only letters, digits, '_' and '-', got {name!r}"
+        )
+    return name
+
+
+def _check_info(info: DatasetInfo) -> None:
+    """Facts every consumer relies on: a name, >= 1 class with one name each, one mean and one std > 0 per channel."""
+    check_dataset_name(info.name)
+    for field in ("num_classes", "channels", "image_size"):
+        value = getattr(info, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{info.name}: {field} must be a positive int, got {value!r}")
+    if len(info.class_names) != info.num_classes:
+        raise ValueError(f"{info.name}: {len(info.class_names)} class names for {info.num_classes} classes")
+    if len(info.mean) != info.channels or len(info.std) != info.channels:
+        raise ValueError(
+            f"{info.name}: mean {info.mean} and std {info.std} need one value per channel ({info.channels})"
+        )
+    if not all(math.isfinite(m) for m in info.mean) or not all(0 < s < math.inf for s in info.std):  # NaN fails too
+        raise ValueError(f"{info.name}: mean must be finite and every std finite and > 0, got {info.mean}, {info.std}")
+
+
+def _differences(a: DatasetInfo, b: DatasetInfo) -> str:
+    """``field a-value vs b-value`` for every field where two infos differ (class names abbreviated)."""
+    out = []
+    for field in ("num_classes", "channels", "image_size", "mean", "std", "class_names"):
+        x, y = getattr(a, field), getattr(b, field)
+        if x != y:
+            out.append(f"{field} {x} vs {y}" if field != "class_names" else "class_names differ")
+    return ", ".join(out)
 
 
 # --------------------------------------------------------------------------- data root
@@ -420,6 +509,11 @@ def load_dataset(
     to put where.
     """
     name = _canonical_name(name)
+    if name not in _TV_CLASS:
+        raise ValueError(
+            f"{name!r} is a dataset registered from your own images, not one under the data root: load it again "
+            "with course_utils.folders (load_image_folder or load_mhist)"
+        )
     folder = data_root(root).resolve()
     key = (name, bool(train), str(folder))
     if key not in _CACHE:
