@@ -301,3 +301,23 @@ def test_runner_refuses_a_bad_value_before_running(tmp_path):
     book = _notebook(tmp_path)
     with pytest.raises(ValueError, match="unknown dataset 'cifar11'"):
         notebook_runner.check_parameters(book, {"profile": "quick", "dataset": "cifar11"}, values=True)
+
+
+def test_slurm_submission_writes_the_requested_job_array(tmp_path, monkeypatch, capsys):
+    """No cluster here: stand-in ``srun``/``sbatch`` commands record what submitit would hand to SLURM."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\necho "Submitted batch job 4242"\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    books = tmp_path / "books"
+    _notebook(books)
+    args = ["98", "-p", "seed", "0..2", "--slurm", "--partition", "gpu", "--gpus-per-job", "1", "--cpus-per-job", "8"]
+    assert _main(books, tmp_path / "out", *args, "--time-min", "30", "--array-parallelism", "2", "--no-wait") == 0
+    script = (tmp_path / "job.sh").read_text()
+    for line in ("#SBATCH --array=0-2%2", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1",
+                 "#SBATCH --cpus-per-task=8", "#SBATCH --time=30"):  # fmt: skip
+        assert line in script, script
+    assert capsys.readouterr().out.count("submitted job 4242_") == 3
