@@ -26,6 +26,9 @@ from .synthetic import SyntheticSet
 
 __all__ = [
     "cross_architecture",
+    "cross_architecture_grid",
+    "cross_architecture_markdown",
+    "worst_column",
     "MethodRun",
     "eval_protocol",
     "eval_kwargs",
@@ -107,13 +110,15 @@ def run_method(
     variant: str = "",
     draws: int | None = None,
     save: bool = True,
+    extra_timings: Mapping[str, float] | None = None,
     **method_kwargs,
 ) -> MethodRun:
     """Distil (or select) ``ipc`` images per class with ``method``, evaluate them, record the run.
 
     ``variant`` names a setting of the same method (e.g. "noise-init") in the record and in the run's seed.
     ``draws``: sets made and evaluated (default ``cfg["random_draws"]`` for "random", else 1); every draw uses
-    its own run generator (or continues ``generator`` when one is passed).
+    its own run generator (or continues ``generator`` when one is passed). ``extra_timings``: more seconds for the
+    record's ``timings_s`` (e.g. ``prepare``: training the experts a method distils from).
     """
     methods.info(method)
     draws = (cfg.get("random_draws", 1) if method == "random" else 1) if draws is None else draws
@@ -144,7 +149,11 @@ def run_method(
             params={"variant": variant, "draws": draws, "eval": evaluation, "test_images": len(test_set)},
             result=result,
             metrics_extra={"draw_means": [r.mean for r in evals]} if draws > 1 else {},
-            timings={"evaluate_train": sum(result.train_seconds), "evaluate_test": sum(result.test_seconds)},
+            timings={
+                "evaluate_train": sum(result.train_seconds),
+                "evaluate_test": sum(result.test_seconds),
+                **dict(extra_timings or {}),
+            },
         )
     return MethodRun(method, ipc, sets[0], result, distill_seconds, path, evals)
 
@@ -284,3 +293,35 @@ def cross_architecture(
                 device=device,
             )
     return table
+
+
+def _cell_mean(value: Any) -> float:
+    return float(value.mean if isinstance(value, training.EvalResult) else value)
+
+
+def cross_architecture_grid(table: Mapping[tuple[str, str], Any]) -> tuple[list[str], list[str], list[list[float]]]:
+    """``(rows, columns, means)`` of a C\\T table (``cross_architecture``'s ``{(row, column): EvalResult}``, or plain
+    accuracies), rows and columns in first-seen order; ``means[i][j]`` is row i trained on column j."""
+    rows = list(dict.fromkeys(r for r, _ in table))
+    cols = list(dict.fromkeys(c for _, c in table))
+    missing = [(r, c) for r in rows for c in cols if (r, c) not in table]
+    if missing:
+        raise ValueError(f"the table has no cell for {missing[:3]}: every row needs every column")
+    return rows, cols, [[_cell_mean(table[r, c]) for c in cols] for r in rows]
+
+
+def worst_column(table: Mapping[tuple[str, str], Any]) -> dict[str, float]:
+    """Each row's lowest accuracy over the architectures: how well the set serves its weakest network."""
+    rows, _, means = cross_architecture_grid(table)
+    return {row: min(values) for row, values in zip(rows, means)}
+
+
+def cross_architecture_markdown(table: Mapping[tuple[str, str], Any], *, worst: bool = True, digits: int = 1) -> str:
+    """The C\\T table in markdown: one row per set, one column per architecture, and (``worst``) each row's worst."""
+    rows, cols, means = cross_architecture_grid(table)
+    head = "| set \\ trained on | " + " | ".join(cols) + (" | worst |" if worst else " |")
+    lines = [head, "|---" * (len(cols) + 1 + worst) + "|"]
+    for row, values in zip(rows, means):
+        cells = [f"{v:.{digits}f}" for v in values] + ([f"{min(values):.{digits}f}"] if worst else [])
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -147,3 +147,68 @@ def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str | None) -> Fig
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_heatmap(
+    values,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    xlabel: str = "trained on",
+    ylabel: str | None = None,
+    title: str = "test accuracy (%)",
+    fmt: str = "{:.0f}",
+    cmap: str = "viridis",
+) -> Figure:
+    """A rows × columns grid of numbers (a tensor on any device or nested sequences) as coloured cells, each cell
+    labelled with its value (``fmt``), e.g. the cross-architecture table: sets (rows) trained on architectures."""
+    grid = torch.as_tensor(
+        values.detach().cpu() if isinstance(values, torch.Tensor) else [_values(r) for r in values],
+        dtype=torch.float64,
+    )
+    if grid.dim() != 2 or grid.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(
+            f"values of shape {tuple(grid.shape)} do not match "
+            f"{len(row_labels)} row and {len(col_labels)} column labels"
+        )
+    fig, ax = plt.subplots(figsize=(1.3 * len(col_labels) + 3, 0.45 * len(row_labels) + 1.4))
+    im = ax.imshow(grid.numpy(), cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(col_labels)), list(col_labels))
+    ax.set_yticks(range(len(row_labels)), list(row_labels))
+    middle = (grid.max() + grid.min()) / 2
+    for r in range(grid.shape[0]):
+        for c in range(grid.shape[1]):
+            value = float(grid[r, c])
+            ax.text(c, r, fmt.format(value), ha="center", va="center", fontsize=8, color="w" if value < middle else "k")
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_time(
+    points: Mapping[str, Mapping[int, tuple[float, float]]],
+    *,
+    title: str | None = None,
+    xlabel: str = "seconds to make the set (log scale)",
+    floor: float = 1e-3,
+) -> Figure:
+    """Accuracy against the time a set took, one point per method and IPC (``{method: {ipc: (seconds,
+    accuracy)}}``, numbers or 0-d tensors on any device), the IPC written beside each point, log time axis.
+    Times below ``floor`` seconds (a random draw) are drawn at ``floor``."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    markers = "osD^v<>pPhX*"
+    for i, (method, by_ipc) in enumerate(points.items()):
+        ipcs = sorted(by_ipc)
+        secs = [max(floor, s) for s in _values([by_ipc[k][0] for k in ipcs])]
+        accs = _values([by_ipc[k][1] for k in ipcs])
+        ax.plot(secs, accs, marker=markers[i % len(markers)], ls=":", lw=0.8, label=method)
+        for ipc, x, y in zip(ipcs, secs, accs):
+            ax.annotate(str(ipc), (x, y), textcoords="offset points", xytext=(4, 2), fontsize=7)
+    ax.set_xscale("log")
+    fig = _finish(fig, ax, xlabel, "test accuracy (%)", title)
+    ax.legend(fontsize=7, ncol=2)
+    return fig

@@ -57,3 +57,18 @@ def test_cross_architecture_trains_every_set_on_every_architecture(mnist):
     assert all(table[k].accuracies == again[k].accuracies for k in table)
     with pytest.raises(ValueError, match="at least one"):
         experiment.cross_architecture({}, test, archs)
+
+
+def test_cross_architecture_table_helpers():
+    table = {("a", "x"): 10.0, ("a", "y"): 30.0, ("b", "x"): 50.0, ("b", "y"): 20.0}
+    rows, cols, means = experiment.cross_architecture_grid(table)
+    assert (rows, cols, means) == (["a", "b"], ["x", "y"], [[10.0, 30.0], [50.0, 20.0]])
+    assert experiment.worst_column(table) == {"a": 10.0, "b": 20.0}
+    text = experiment.cross_architecture_markdown(table)
+    assert text.splitlines()[0] == "| set \\ trained on | x | y | worst |"
+    assert "| b | 50.0 | 20.0 | 20.0 |" in text
+    assert "worst" not in experiment.cross_architecture_markdown(table, worst=False)
+    import pytest
+
+    with pytest.raises(ValueError, match="no cell for"):
+        experiment.cross_architecture_grid({("a", "x"): 1.0, ("b", "y"): 2.0})

@@ -52,3 +52,27 @@ def test_sets_side_by_side_one_panel_per_set_with_readable_class_names():
     shown = fig.axes[0].get_images()[0].get_array()
     assert shown.shape == (3 * 6, 2 * 6, 3)  # 3 classes × 2 images, 4-pixel tiles padded by 2
     assert torch.allclose(torch.as_tensor(shown[6:10, 6:10, 0]), images[3, 0])  # class y's second image, in place
+
+
+def test_heatmap_labels_every_cell_and_takes_tensors():
+    values = torch.tensor([[10.0, 20.0, 30.0], [40.0, 50.0, 60.0]])
+    fig = viz.plot_heatmap(values, ["r1", "r2"], ["a", "b", "c"], title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["10", "20", "30", "40", "50", "60"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"] and ax.get_title() == "t"
+    fig = viz.plot_heatmap([[1.0, 2.0]], ["r"], ["a", "b"], fmt="{:.1f}")  # nested lists too
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1.0", "2.0"]
+    import pytest
+
+    with pytest.raises(ValueError, match="do not match 1 row and 3 column labels"):
+        viz.plot_heatmap([[1.0, 2.0]], ["r"], ["a", "b", "c"])
+
+
+def test_accuracy_vs_time_has_a_log_time_axis_and_one_point_per_method_and_ipc():
+    points = {"random": {1: (0.0, 50.0), 10: (torch.tensor(0.002), torch.tensor(80.0))}, "dm": {1: (12.0, 85.0)}}
+    fig = viz.plot_accuracy_vs_time(points, title="t")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "test accuracy (%)"
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [2, 1]
+    assert min(ax.get_lines()[0].get_xdata()) == 1e-3  # a zero time is drawn at the floor
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "1", "10"]  # the IPC beside each point
