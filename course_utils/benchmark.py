@@ -66,31 +66,32 @@ def _settings(cfg: Mapping[str, Any], method: str) -> dict:
     return dict(table[method])
 
 
-def valid_ipcs(cfg: Mapping[str, Any], method: str) -> tuple[int, ...] | None:
-    """The IPCs ``method`` has settings for (None: any IPC; the method's budget does not depend on it)."""
+def listed_ipcs(cfg: Mapping[str, Any], method: str) -> tuple[int, ...] | None:
+    """The IPCs ``method`` has its own settings for (None: one setting for every IPC)."""
     per_ipc = sorted(k for k in _settings(cfg, _method(method)) if isinstance(k, int))
     return tuple(per_ipc) or None
 
 
 def hparams_for(cfg: Mapping[str, Any], method: str, ipc: int) -> dict:
-    """The hyperparameters of ``method`` at ``ipc``: the profile's common ones, overridden by its ``ipc`` entry.
+    """The hyperparameters of ``method`` at ``ipc``: the profile's common ones, overridden by its per-IPC entry.
 
-    A method whose entry lists IPCs has settings for those only: another IPC is a ``ValueError`` naming them.
+    An IPC without its own entry takes the entry of the largest listed IPC below it (the smallest listed one below
+    them all): IPC 3 runs with IPC 1's budget, IPC 20 with IPC 10's. ``ipc`` must be a positive int.
     """
     method = _method(method)
+    if isinstance(ipc, bool) or not isinstance(ipc, int) or ipc < 1:
+        raise ValueError(f"ipc must be an integer >= 1, got {ipc!r}")
     table = _settings(cfg, method)
-    valid = valid_ipcs(cfg, method)
-    if valid is not None and ipc not in valid:
-        raise ValueError(
-            f"{method} has no settings for ipc={ipc!r} in the {cfg.get('profile')} profile; "
-            f"valid: {', '.join(map(str, valid))}"
-        )
+    listed = listed_ipcs(cfg, method)
     common = {k: v for k, v in table.items() if not isinstance(k, int)}
-    return {**common, **dict(table.get(ipc, {}))}
+    if listed is None:
+        return common
+    entry = max((k for k in listed if k <= ipc), default=listed[0])
+    return {**common, **dict(table[entry])}
 
 
 def check_grid(cfg: Mapping[str, Any], methods_: Sequence[str], ipcs: Sequence[int]) -> list[str]:
-    """Check a grid before any work: every method known and with settings at every IPC. Returns the method names
+    """Check a grid before any work: every method known, with settings, at valid IPCs. Returns the method names
     (lower case) in order, random first (every other row is measured against it)."""
     names = [_method(m) for m in methods_]
     if not ipcs:

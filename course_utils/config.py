@@ -121,8 +121,8 @@ _ACCDD_ONE_GPU: dict[str, Any] = dict(
 )
 
 #: Notebook 08: every registered method, one protocol. ``hparams``: per method its hyperparameters (integer keys:
-#: per-IPC overrides; a method with such keys runs at those IPCs only); ``prepare``: what is made once per dataset
-#: (MTT's experts, Acc-DD's pool, ZEN's families, herding's embedding network, the kernel's feature map).
+#: per-IPC overrides; another IPC takes the entry of the largest listed IPC below it); ``prepare``: what is made once
+#: per dataset (MTT's experts, Acc-DD's pool, ZEN's families, herding's embedding network, the kernel's feature map).
 _ALL_METHODS = (
     "random",
     "herding",

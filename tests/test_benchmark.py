@@ -83,13 +83,17 @@ def test_a_committed_record_of_the_same_cell_is_read_instead_of_recomputed(small
 def test_unknown_method_or_ipc_names_the_valid_ones(cfg):
     with pytest.raises(ValueError, match=r"unknown method 'dmm'; valid: random, herding, .*zen"):
         benchmark.check_grid(cfg, ["dmm"], [1])
-    with pytest.raises(ValueError, match=r"dm has no settings for ipc=10 .*valid: 1, 2"):
-        benchmark.check_grid(cfg, ["dm"], [1, 10])
+    with pytest.raises(ValueError, match=r"ipc must be an integer >= 1, got 0"):
+        benchmark.check_grid(cfg, ["dm"], [1, 0])
     with pytest.raises(ValueError, match=r"no benchmark settings for 'dc'; methods with settings: random, herding"):
         benchmark.hparams_for(cfg, "dc", 1)
     assert benchmark.check_grid(cfg, ["herding", "dm", "random"], [1, 2]) == ["random", "herding", "dm"]
     assert benchmark.hparams_for(cfg, "dm", 2) == {"steps": 1, "batch_real": 4}
-    assert benchmark.valid_ipcs(cfg, "herding") is None  # any IPC
+    assert benchmark.listed_ipcs(cfg, "herding") is None  # one setting for every IPC
+    # an IPC without its own entry takes the largest listed one below it (or the smallest of all)
+    assert benchmark.listed_ipcs(cfg, "dm") == (1, 2)
+    assert benchmark.hparams_for(cfg, "dm", 10) == benchmark.hparams_for(cfg, "dm", 2)
+    assert benchmark.hparams_for(cfg, "dm", 1) != benchmark.hparams_for(cfg, "dm", 2)
 
 
 def test_gains_compare_within_dataset_ipc_and_protocol():
