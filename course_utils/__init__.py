@@ -13,6 +13,8 @@ Every notebook imports from here instead of re-defining code (README.md's table 
 - viz, progress, notebook_runner                            figures, progress bars, running the notebooks
 - sweep, gather                                             batch reruns of a grid, the table over seeds
 - benchmark                                                 every method under one protocol (notebook 08)
+- grading, replay                                           graded assignments (nbgrader): release, autograder,
+                                                            report; long cells replayed from recorded results
 - methods                                                   one module per method with one interface
 """
 
