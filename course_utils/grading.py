@@ -404,7 +404,7 @@ def _worker(course: Path, student: str, assignments_: list[str], result: Path) -
 
 
 def _run_worker(
-    master: Path, student: str, notebooks: dict[str, dict], work: Path, timeout: float
+    master: Path, student: str, notebooks: dict[str, dict], work: Path, timeout: float, threads: dict[str, str]
 ) -> tuple[dict[str, dict], str]:
     """Copy ``master`` into ``work``, put ``notebooks`` (assignment → notebook) in as ``student``'s submission and
     grade them in a subprocess (its own session; the whole tree is killed after ``timeout`` seconds)."""
@@ -416,7 +416,7 @@ def _run_worker(
         target.mkdir(parents=True)
         (target / f"{assignment}.ipynb").write_text(json.dumps(nb))
     result = work / "result.json"
-    env = {"COURSE_OUTPUT_DIR": str(work / "sandbox" / "output"), "MPLBACKEND": "Agg"}
+    env = {"COURSE_OUTPUT_DIR": str(work / "sandbox" / "output"), "MPLBACKEND": "Agg", **threads}
     args = ["-m", "course_utils.grading", "_worker", str(course), student, str(result), *notebooks]
     run = _subprocess(args, work, timeout, env)
     done = json.loads(result.read_text()) if result.exists() else {}
@@ -427,11 +427,19 @@ def _run_worker(
 
 
 def grade_one(
-    master: Path, student: str, subs: list[Submission], out: Path, *, notebook_timeout: float, keep: bool = False
+    master: Path,
+    student: str,
+    subs: list[Submission],
+    out: Path,
+    *,
+    notebook_timeout: float,
+    threads: dict[str, str] | None = None,
+    keep: bool = False,
 ) -> list[Outcome]:
     """Grade ``student``'s submissions in a throw-away copy of ``master``. A notebook the grader could not finish
     (its kernel died, it deleted its course copy, it ran out of time) is graded again exercise by exercise, each run
     with the other exercises' solutions stubbed, so that one exercise's code costs only that exercise's points."""
+    threads = threads or {}
     outcomes = {s.assignment: Outcome(student, s.assignment) for s in subs}
     notebooks, expected = {}, {}
     for sub in subs:
@@ -445,7 +453,7 @@ def grade_one(
     try:
         work = Path(tempfile.mkdtemp(prefix=f"grade-{student}-"))
         works.append(work)
-        done, log = _run_worker(master, student, notebooks, work, notebook_timeout * max(1, len(notebooks)))
+        done, log = _run_worker(master, student, notebooks, work, notebook_timeout * max(1, len(notebooks)), threads)
         for assignment, nb in notebooks.items():
             entry = done.get(assignment)
             if entry and entry["scores"]:
@@ -464,7 +472,7 @@ def grade_one(
                 part = Path(tempfile.mkdtemp(prefix=f"grade-{student}-{ex['grade_id']}-"))
                 works.append(part)
                 one = {assignment: _stub_solutions(nb, ex["solution_id"])}
-                got, part_log = _run_worker(master, student, one, part, notebook_timeout)
+                got, part_log = _run_worker(master, student, one, part, notebook_timeout, threads)
                 got = got.get(assignment) or {}
                 gid = ex["grade_id"]
                 if gid in got.get("scores", {}):
@@ -583,8 +591,14 @@ def grade(
     for sub in subs:
         by_student.setdefault(sub.student, []).append(sub)
 
+    # each kernel gets its share of the cores: oversubscribed OpenMP threads slow small tensor work tenfold
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    threads = {"OMP_NUM_THREADS": share, "MKL_NUM_THREADS": share}
+
     def one(student: str) -> list[Outcome]:
-        outcomes = grade_one(master, student, by_student[student], out, notebook_timeout=notebook_timeout, keep=keep)
+        outcomes = grade_one(
+            master, student, by_student[student], out, notebook_timeout=notebook_timeout, threads=threads, keep=keep
+        )
         for o in outcomes:
             points = sum(r["points"] for r in o.rows)
             total = sum(r["max_points"] for r in o.rows)

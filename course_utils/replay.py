@@ -219,9 +219,8 @@ def run_cell(line: str, body: str, shell) -> None:
         raise NameError(f"long_run {args.name}: the cell did not define its outputs {missing}")
     if folder:
         outputs = {o: ns[o] for o in args.outputs}
-        path = _record(args.name, outputs, captured, seconds, settings, body, Path(folder))
-        kib = path.stat().st_size / 1024
-        print(f"[recorded `{args.name}` ({kib:.0f} KiB, {seconds:.0f} s) for the student release]")
+        # quietly: the cell's output stays what it is without recording (nbval compares some cells' outputs)
+        _record(args.name, outputs, captured, seconds, settings, body, Path(folder))
 
 
 def long_cell(source: str) -> tuple[str, str, str] | None:

@@ -233,7 +233,8 @@ def test_course_round_trip(tmp_path):
     expected: dict[tuple[str, str], float] = {}
     lost: dict[tuple[str, str], str] = {}
     kinds_wanted = ["sign error", "wrong axis", "off-by-one", "forgotten normalisation"]
-    for name, path in chosen.items():
+    # notebooks 01 and 02 take longest to grade: the planted answers are looked for in the others first
+    for name, path in sorted(chosen.items(), key=lambda item: item[0][:2] in ("01", "02")):
         instructor = json.loads(path.read_text())
         release = json.loads((course / "release" / name / f"{name}.ipynb").read_text())
         text = json.dumps(release)
@@ -252,11 +253,12 @@ def test_course_round_trip(tmp_path):
                 kinds_wanted.remove(wrong["kind"])
                 _write(subs, "planted", name, _set_solution(reference, ex["solution_id"], wrong["source"]))
                 for other in grading.exercises(instructor):
-                    expected["planted", other["grade_id"]] = 0.0 if other is ex else other["points"]
+                    lost_points = other["grade_id"] == ex["grade_id"]
+                    expected["planted", other["grade_id"]] = 0.0 if lost_points else other["points"]
                 lost["planted", ex["grade_id"]] = wrong["kind"]
                 break
     assert not kinds_wanted, f"no planted answer of the kinds {kinds_wanted}"
-    loop_nb, import_nb = "04_distribution_matching", "01_ridge_regression_closed_form"
+    loop_nb, import_nb = "04_distribution_matching", "05_trajectory_matching"
     for student, name, code in [
         ("looper", loop_nb, "def _f(*args, **kwargs):\n    while True:\n        pass\n"),
         ("importer", import_nb, "import not_a_module_xyz\n"),
@@ -274,7 +276,7 @@ def test_course_round_trip(tmp_path):
         for other in rest:
             expected[student, other["grade_id"]] = other["points"]
     out = tmp_path / "grades"
-    args = ["grade", str(subs), "--course", str(course), "--out", str(out), "--workers", "2", "--cell-timeout", "30"]
+    args = ["grade", str(subs), "--course", str(course), "--out", str(out), "--workers", "2", "--cell-timeout", "60"]
     assert grading.main(args) == 0
     report = _report(out)
     got = {key: float(r["points"]) for key, r in report.items()}
@@ -287,11 +289,15 @@ def test_course_round_trip(tmp_path):
     assert len(looper) == 1 and "time limit" in looper[0]["message"]
     importer = [r for (s, _), r in report.items() if s == "importer" and r["status"] == "failed"]
     assert len(importer) == 1 and "not_a_module_xyz" in importer[0]["message"]
-    # the untouched release ran to the end: its last code cell has output in the graded copy
-    for name in chosen:
-        graded = json.loads((out / "feedback" / "untouched" / name / f"{name}.ipynb").read_text())
-        last = [c for c in graded["cells"] if c["cell_type"] == "code" and grading._source(c).strip()][-1]
-        assert last.get("execution_count"), f"{name}: the untouched release did not run to its last cell"
+    # both ran to their last cell, and only the untouched release's graded cells failed
+    for student in ("reference", "untouched"):
+        for name in chosen:
+            graded = json.loads((out / "feedback" / student / name / f"{name}.ipynb").read_text())
+            code = [c for c in graded["cells"] if c["cell_type"] == "code" and grading._source(c).strip()]
+            assert all(c.get("execution_count") for c in code), f"{student} {name}: a cell did not run"
+            failed = [c for c in code if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+            allowed = [c for c in failed if student == "untouched" and grading._meta(c).get("grade")]
+            assert failed == allowed, [grading._source(c)[:80] for c in failed if c not in allowed]
     with open(out / "summary.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r["student"] == "untouched"]
     seconds = {r["assignment"]: float(r["grading_seconds"]) for r in rows}
