@@ -223,9 +223,10 @@ def test_bad_input_is_named(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_course_round_trip(tmp_path):
+def test_course_round_trip(tmp_path, monkeypatch):
     """The course's notebooks: reference solutions score full marks, the untouched release zero (and runs to the
     end), planted wrong answers lose exactly their exercises, a loop and a failed import cost only their exercise."""
+    monkeypatch.delenv(replay.RECORDED_ENV, raising=False)  # the package's records, not the tiny notebook's
     course = tmp_path / "course"
     assert grading.main(["release", "--course", str(course)]) == 0
     chosen = grading.assignments()
