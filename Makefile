@@ -24,13 +24,13 @@ data: install
 	else echo "no $(SHARED_DATA): datasets will be downloaded by torchvision on first use"; fi
 
 course: data
-	$(PY) -m course_utils.notebook_runner --profile $(PROFILE)
+	$(PY) -m course_utils.ops.notebook_runner --profile $(PROFILE)
 
-# A batch rerun of a grid file (course_utils.sweep), e.g. make sweep GRID=grids/example.yaml WORKERS=2
+# A batch rerun of a grid file (course_utils.ops.sweep), e.g. make sweep GRID=grids/example.yaml WORKERS=2
 GRID ?= grids/example.yaml
 WORKERS ?= 1
 sweep: data
-	$(PY) -m course_utils.sweep --grid $(GRID) --workers $(WORKERS)
+	$(PY) -m course_utils.ops.sweep --grid $(GRID) --workers $(WORKERS)
 
 # Lint and format check (ruff), then unit tests, then every notebook under nbval, each with a timing line. pytest
 # exits 5 when it collected no test: a test run that tests nothing is a failure here.

@@ -46,9 +46,14 @@ import torch
 import torch.nn.functional as F
 from timing import sync, timed  # benchmarks/timing.py, beside this script
 
-from course_utils import __version__, data, methods, networks, repro, results, training
+from course_utils import __version__, methods
+from course_utils.core import repro
+from course_utils.data import datasets as data
+from course_utils.evaluation import training
 from course_utils.methods import accdd
-from course_utils.synthetic import class_labels, initial_images
+from course_utils.nets import samplers
+from course_utils.records import results
+from course_utils.records.synthetic import class_labels, initial_images
 
 VARIANT_ORDER = ("fresh", "early_stage", "early_stage_perturbed")
 
@@ -104,8 +109,8 @@ def main() -> None:
     parser.add_argument("--ipc", type=int, default=10)
     parser.add_argument("--steps", type=int, default=8, help="outer iterations per variant (the budget)")
     parser.add_argument("--snapshots", default="1,2,3,4,6,8", help="outer iterations after which the images are scored")
-    parser.add_argument("--inner-loop", type=int, default=20)
-    parser.add_argument("--net-steps", type=int, default=8)
+    parser.add_argument("--outer-loop", type=int, default=20, help="matching steps per drawn network")
+    parser.add_argument("--inner-loop", type=int, default=8, help="real-data network updates between matching steps")
     parser.add_argument("--batch-real", type=int, default=64)
     parser.add_argument("--lr-img", type=float, default=1.0)
     parser.add_argument("--pool-networks", type=int, default=5)
@@ -135,8 +140,8 @@ def main() -> None:
     )
 
     hparams = {
+        "outer_loop": args.outer_loop,
         "inner_loop": args.inner_loop,
-        "net_steps": args.net_steps,
         "batch_real": args.batch_real,
         "lr_img": args.lr_img,
     }
@@ -157,13 +162,13 @@ def main() -> None:
         )
         sync(device)
         pool_wall = time.perf_counter() - t0
-    samplers = {
-        "fresh": networks.FreshInit("convnet", width=args.width),
+    variants = {
+        "fresh": samplers.FreshInit("convnet", width=args.width),
         "early_stage": pool.without_perturbation(),
         "early_stage_perturbed": pool,
     }
     runs = {
-        name: distill_with_snapshots(train, s, args, hparams, set(snapshots), device) for name, s in samplers.items()
+        name: distill_with_snapshots(train, s, args, hparams, set(snapshots), device) for name, s in variants.items()
     }
 
     # scoring, not timed: every snapshot under the same protocol. The three runs start from the same images (the

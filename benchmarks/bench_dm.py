@@ -53,9 +53,13 @@ from timing import (
     variant_figures,
 )  # benchmarks/timing.py, beside this script
 
-from course_utils import data, networks, repro, results, training
-from course_utils.augment import DSA, strategy_for
+from course_utils.core import repro
+from course_utils.data import datasets as data
+from course_utils.data.augment import DSA, strategy_for
+from course_utils.evaluation import training
 from course_utils.methods.dm import CPU_CHUNK, Config, DistributionMatching
+from course_utils.nets import samplers
+from course_utils.records import results
 
 
 def baseline_step(m: DistributionMatching, net: torch.nn.Module) -> torch.Tensor:
@@ -89,7 +93,7 @@ def bench(train: data.ImageSet, args, device: torch.device, unit_net: torch.nn.M
         args.ipc,
         generator=repro.make_generator(0, device),
         config=Config(implementation=impl, batch_real=args.batch_real),
-        sampler=networks.FreshInit("convnet"),
+        sampler=samplers.FreshInit("convnet"),
         dsa=dsa,
     )
     matchers = {impl: make(impl) for impl in variants(device, args)}
@@ -166,7 +170,7 @@ def accuracy_at_budget(train, test, args, device: torch.device, unit_net: torch.
         args.ipc,
         generator=repro.run_generator(0, "dm", "mnist", args.ipc, "accuracy_budget"),
         config=Config(batch_real=args.batch_real),
-        sampler=networks.FreshInit("convnet"),
+        sampler=samplers.FreshInit("convnet"),
         dsa=DSA(strategy_for("mnist")),
     )
     start = m.synthetic_set()  # the real initialisation, before any iteration

@@ -49,9 +49,14 @@ from timing import (
     variant_figures,
 )  # benchmarks/timing.py, beside this script
 
-from course_utils import data, matching, networks, repro, results, training
-from course_utils.augment import DSA, strategy_for
+from course_utils.core import repro
+from course_utils.data import datasets as data
+from course_utils.data.augment import DSA, strategy_for
+from course_utils.evaluation import training
+from course_utils.methods import matching
 from course_utils.methods.dc import Config, GradientMatching
+from course_utils.nets import samplers
+from course_utils.records import results
 
 
 def baseline_step(matcher: GradientMatching, net: torch.nn.Module, real: torch.Tensor | None = None) -> torch.Tensor:
@@ -112,7 +117,7 @@ def bench_iteration(name: str, train: data.ImageSet, args, device: torch.device)
         args.iteration_ipc,
         generator=repro.make_generator(0, device),  # noqa: E731
         config=Config(implementation=impl, batch_real=args.batch_real),
-        sampler=networks.FreshInit("convnet"),
+        sampler=samplers.FreshInit("convnet"),
         dsa=dsa,
         method=name,
     )
@@ -150,7 +155,7 @@ def bench_method(name: str, train: data.ImageSet, args, device: torch.device, un
             args.ipc,
             generator=repro.make_generator(0, device),
             config=Config(implementation="loop" if impl == "baseline" else impl, batch_real=args.batch_real),
-            sampler=networks.FreshInit("convnet"),
+            sampler=samplers.FreshInit("convnet"),
             dsa=dsa,
             method=name,
         )

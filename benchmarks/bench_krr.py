@@ -26,8 +26,11 @@ import time
 
 import torch
 
-from course_utils import data, feature_maps, repro, results, ridge
+from course_utils.core import repro
+from course_utils.data import datasets as data
+from course_utils.methods import feature_maps, ridge
 from course_utils.methods import krr_closed_form as kcf
+from course_utils.records import results
 
 
 def time_gram(images: torch.Tensor, repeats: int) -> float:

@@ -44,10 +44,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timing import interleaved, paired_ratio, sync, timed, unit_floor_figures, variant_figures
 
-from course_utils import data, networks, repro, results, training, trajectories
-from course_utils.augment import DSA, strategy_for
+from course_utils.core import repro
+from course_utils.data import datasets as data
+from course_utils.data.augment import DSA, strategy_for
+from course_utils.evaluation import training
+from course_utils.evaluation.protocol import Protocol
 from course_utils.methods import mtt
-from course_utils.protocol import Protocol
+from course_utils.nets import samplers, trajectories
+from course_utils.records import results
 
 
 def segment_buffer(train: data.ImageSet) -> trajectories.ExpertBuffer:
@@ -71,7 +75,7 @@ def make_matcher(train, buffer, args, device, strategy=None) -> mtt.TrajectoryMa
         args.ipc,
         generator=repro.make_generator(0, device),
         config=config,
-        sampler=networks.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1),
+        sampler=samplers.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1),
         dsa=config.augmentation(),
     )
 

@@ -23,7 +23,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from course_utils import data, repro, results, training
+from course_utils.core import repro
+from course_utils.data import datasets as data
+from course_utils.evaluation import training
+from course_utils.records import results
 
 
 def time_unit(train: data.ImageSet, repeats: int) -> float:

@@ -33,8 +33,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import interleaved, paired_ratio  # noqa: E402
 
-from course_utils import __version__, data, hypergrad, networks  # noqa: E402
-from course_utils.methods import zen  # noqa: E402
+from course_utils import __version__
+from course_utils.data import datasets as data
+from course_utils.methods import (
+    hypergrad,
+    zen,  # noqa: E402
+)
+from course_utils.nets import samplers
 
 
 def main() -> None:
@@ -56,8 +61,8 @@ def main() -> None:
     labels = torch.arange(10, device=device).repeat_interleave(10)
     real = train.images[idx[:, 10:]].flatten(0, 1)
     real_labels = torch.arange(10, device=device).repeat_interleave(32)
-    net = networks.FreshInit("convnet", width=args.width).bind(train.info, device).build(0)
-    trained = networks.FreshInit("convnet", width=args.width).bind(train.info, device).build(0)
+    net = samplers.FreshInit("convnet", width=args.width).bind(train.info, device).build(0)
+    trained = samplers.FreshInit("convnet", width=args.width).bind(train.info, device).build(0)
     zen.train_inner(trained, images, labels, 10, 0.02)
 
     x = images.clone().requires_grad_(True)

@@ -12,8 +12,8 @@ import torch
 import torchvision.datasets.cifar as tv_cifar
 from torchvision import datasets as tv_datasets
 
-from course_utils import data
-from course_utils.data import ImageSet
+from course_utils.data import datasets as data
+from course_utils.data.datasets import ImageSet
 
 
 @pytest.fixture(scope="session")

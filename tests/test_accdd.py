@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils import loop, methods, networks, trajectories
-from course_utils.methods import accdd
-from course_utils.synthetic import initial_images
+from course_utils import methods
+from course_utils.methods import accdd, loop
+from course_utils.nets import samplers, trajectories
+from course_utils.records.synthetic import initial_images
 
-TINY = networks.FreshInit("convnet", width=8)
+TINY = samplers.FreshInit("convnet", width=8)
 #: a few seconds per run: 2 outer steps of 3 matching steps, 2 network updates between them
-SMALL = {"steps": 2, "inner_loop": 3, "net_steps": 2, "batch_real": 8, "batch_net": 16}
+SMALL = {"steps": 2, "outer_loop": 3, "inner_loop": 2, "batch_real": 8, "batch_net": 16}
 POOL = {"model_kwargs": {"width": 8}, "batch_size": 64}
 
 
@@ -45,7 +46,7 @@ def _run(train, model, seed=0, **extra):
 def test_pool_from_buffer_holds_the_stored_snapshots(tiny, tmp_path):
     buffer = trajectories.train_experts(tiny, 2, root=tmp_path, epochs=2, **POOL)
     for epoch in (None, 1):
-        pool = networks.EarlyStagePool.from_buffer(buffer, epoch, magnitude=None).bind(tiny.info, "cpu")
+        pool = samplers.EarlyStagePool.from_buffer(buffer, epoch, magnitude=None).bind(tiny.info, "cpu")
         e = buffer.epochs if epoch is None else epoch
         for state, trajectory in zip(pool.states, buffer.trajectories):
             net = pool.model.build(0)
@@ -58,9 +59,9 @@ def test_pool_from_buffer_holds_the_stored_snapshots(tiny, tmp_path):
     flat = trajectories.flat_parameters(drawn)
     assert any(torch.equal(flat, t[1]) for t in buffer.trajectories)
     with pytest.raises(ValueError, match="epoch=3 is beyond the buffer's 2 epochs"):
-        networks.EarlyStagePool.from_buffer(buffer, 3)
+        samplers.EarlyStagePool.from_buffer(buffer, 3)
     with pytest.raises(TypeError, match="takes a trajectories.ExpertBuffer"):
-        networks.EarlyStagePool.from_buffer(pool)
+        samplers.EarlyStagePool.from_buffer(pool)
 
 
 def test_pool_is_reused_not_retrained(tiny, pool, pool_root, monkeypatch):
@@ -99,7 +100,7 @@ def test_pool_training_resumes_after_a_kill(tiny, pool, tmp_path):
 
 
 def test_a_drawn_network_is_a_pool_network_moved_by_rho_times_each_filter_norm(tiny, pool):
-    pool_ = networks.EarlyStagePool(pool[0].model, pool[0].states, magnitude=(0.05, 0.05), directions=1)
+    pool_ = samplers.EarlyStagePool(pool[0].model, pool[0].states, magnitude=(0.05, 0.05), directions=1)
     pool_ = pool_.bind(tiny.info, "cpu")
     g = torch.Generator().manual_seed(3)
     replay = torch.Generator().set_state(g.get_state())
@@ -129,13 +130,13 @@ def test_the_three_variants_run_and_say_which_they_are(tiny, pool):
         syn = _run(tiny, model)
         assert syn.images.shape == (10, 1, 28, 28) and torch.isfinite(syn.images).all()
         assert syn.meta["variant"] == name and syn.meta["pretrain_seconds"] == pretrain
-        assert syn.meta["model"] == model.spec() and syn.meta["inner_loop"] == 3 and syn.meta["net_steps"] == 2
+        assert syn.meta["model"] == model.spec() and syn.meta["outer_loop"] == 3 and syn.meta["inner_loop"] == 2
         assert len(syn.meta["history"]["net_loss_first"]) == 2
 
 
 def test_default_model_builds_the_pool_under_the_output_folder_once(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
-    settings = {"pool_networks": 1, "pool_epochs": 1, "steps": 1, "inner_loop": 2}
+    settings = {"pool_networks": 1, "pool_epochs": 1, "steps": 1, "outer_loop": 2}
     a = methods.distill("accdd", tiny, 1, generator=torch.Generator().manual_seed(0), batch_real=4, **settings)
     assert a.meta["variant"] == "early_stage_perturbed" and a.meta["pretrain_seconds"] > 0
     assert a.meta["model"]["model"]["model"] == "convnet" and a.meta["model"]["states"] == 1
@@ -154,7 +155,7 @@ def test_a_buffer_as_model_is_perturbed_with_the_configs_settings(tiny, tmp_path
     with pytest.raises(ValueError, match="these experts were trained on"):
         _run(other, buffer)
     with pytest.raises(TypeError, match="pass the buffer itself"):
-        _run(tiny, networks.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1))
+        _run(tiny, samplers.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1))
 
 
 def test_same_seed_same_set_bit_for_bit(tiny, pool):
@@ -183,8 +184,8 @@ def test_the_network_trains_on_real_data_between_matching_steps(tiny, monkeypatc
         generator=torch.Generator().manual_seed(0),
         model=TINY,
         steps=1,
-        inner_loop=6,
-        net_steps=10,
+        outer_loop=6,
+        inner_loop=10,
         batch_net=32,
         lr_net=0.05,
         cutmix=0.0,
@@ -227,8 +228,8 @@ def test_network_updates_swap_cutout_for_cutmix():
     "hparams, message",
     [
         ({"steps": -1}, "steps must be an integer >= 1, got -1"),
-        ({"inner_loop": 0}, "inner_loop must be an integer >= 1, got 0"),
-        ({"net_steps": -2}, "net_steps must be an integer >= 0, got -2"),
+        ({"outer_loop": 0}, "outer_loop must be an integer >= 1, got 0"),
+        ({"inner_loop": -2}, "inner_loop must be an integer >= 0, got -2"),
         ({"magnitude": (0.09, 0.01)}, r"magnitude must be \(low, high\) with 0 <= low <= high, got \(0.09, 0.01\)"),
         ({"magnitude": (-0.1, 0.1)}, r"magnitude must be .*got \(-0.1, 0.1\)"),
         ({"directions": 0}, "directions must be an integer >= 1, got 0"),
@@ -246,9 +247,9 @@ def test_bad_models_and_pools_name_the_value(tiny, pool, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="model='resnet99' is not valid"):
         _run(tiny, "resnet99")
     with pytest.raises(ValueError, match=r"magnitude must be \(low, high\).*got \(0.2, 0.1\)"):
-        networks.EarlyStagePool("convnet", pool[0].states, magnitude=(0.2, 0.1))
+        samplers.EarlyStagePool("convnet", pool[0].states, magnitude=(0.2, 0.1))
     with pytest.raises(ValueError, match="directions must be an integer >= 1, got 0"):
-        networks.EarlyStagePool("convnet", pool[0].states, directions=0)
+        samplers.EarlyStagePool("convnet", pool[0].states, directions=0)
     monkeypatch.setattr(trajectories, "train_epoch", lambda *a, **k: pytest.fail("checked before any training"))
     with pytest.raises(ValueError, match=r"magnitude must be .*got \(0.2, 0.1\)"):
         accdd.early_stage_pool(tiny, 2, 1, root=tmp_path, magnitude=(0.2, 0.1))

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.augment import (
+from course_utils.data.augment import (
     DSA,
     OPS,
     STRATEGIES,
@@ -382,7 +382,7 @@ def test_cuda_deterministic_forward_backward():
 # ----------------------------------------------------------------------------------------------
 # DCAugment: the DC paper's evaluation augmentation (one op per image)
 # ----------------------------------------------------------------------------------------------
-from course_utils.augment import DCAugment  # noqa: E402
+from course_utils.data.augment import DCAugment  # noqa: E402
 
 
 def _reference_scale(img: torch.Tensor, h: int, w: int) -> torch.Tensor:

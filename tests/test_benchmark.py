@@ -6,7 +6,9 @@ import json
 import pytest
 import torch
 
-from course_utils import benchmark, config, nas, results
+from course_utils.course import benchmark, config
+from course_utils.evaluation import nas
+from course_utils.records import results
 
 HPARAMS = {
     "random": {},

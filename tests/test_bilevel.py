@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import methods, networks, training
+from course_utils import methods
+from course_utils.evaluation import training
 from course_utils.methods import bilevel
+from course_utils.nets import samplers
 
 
 def _linear_problem():
@@ -107,7 +109,7 @@ def test_step_sizes_stay_positive_even_when_pushed_down(blob_set):
 
 
 def _fixed(train, seed=0):
-    return networks.FixedInit.draw("lenet", train.info, torch.Generator().manual_seed(seed), weight_init="xavier")
+    return samplers.FixedInit.draw("lenet", train.info, torch.Generator().manual_seed(seed), weight_init="xavier")
 
 
 def _run(train, seed, init="random", **kwargs):
@@ -136,16 +138,16 @@ def test_errors_name_the_bad_value(blob_set):
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match=r"ipc \(images per class\) must be an integer >= 1"):
             methods.distill("dd", train, bad, generator=g)
-    with pytest.raises(TypeError, match="dd: unknown hyperparameter.*'init'.*valid: steps"):
-        methods.distill("dd", train, 1, generator=g, init="fixed")  # the variant is the sampler: model=FixedInit
-    with pytest.raises(ValueError, match="image_init='zeros'.*valid: real, noise"):
-        methods.distill("dd", train, 1, generator=g, image_init="zeros")
+    with pytest.raises(ValueError, match="init='fixed' is not valid; valid: real, noise"):
+        methods.distill("dd", train, 1, generator=g, init="fixed")  # init is the images'; a fixed θ0 is model=FixedInit
+    with pytest.raises(ValueError, match="init='zeros'.*valid: real, noise"):
+        methods.distill("dd", train, 1, generator=g, init="zeros")
     with pytest.raises(ValueError, match="weight_init='kaiming'.*valid: default, xavier"):
         methods.distill("dd", train, 1, generator=g, weight_init="kaiming")
     with pytest.raises(ValueError, match="distill_steps=2 must divide ipc=3"):
         methods.distill("dd", blob_set(3), 3, generator=g, distill_steps=2)
     with pytest.raises(ValueError, match="ipc=3 is larger than the smallest class"):
-        methods.distill("dd", train, 3, generator=g, image_init="real")
+        methods.distill("dd", train, 3, generator=g, init="real")
     with pytest.raises(ValueError, match="lr_init must be a finite number > 0, got -0.1"):
         methods.distill("dd", train, 1, generator=g, lr_init=-0.1)
     with pytest.raises(ValueError, match="model='lenet9' is not valid"):
@@ -230,8 +232,8 @@ def test_a_module_passed_as_model_is_the_fixed_initialisation(blob_set):
 
 def test_weight_init_xavier_is_the_references_and_default_is_pytorchs(blob_set):
     info = blob_set(1).info
-    new_xavier = networks.FreshInit("lenet", weight_init="xavier").bind(info, "cpu").build
-    new_default = networks.FreshInit("lenet").bind(info, "cpu").build
+    new_xavier = samplers.FreshInit("lenet", weight_init="xavier").bind(info, "cpu").build
+    new_default = samplers.FreshInit("lenet").bind(info, "cpu").build
     a, b, c = new_xavier(3), new_xavier(3), new_xavier(4)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # same seed, same θ0
     assert not torch.equal(a.classifier.weight, c.classifier.weight)

@@ -4,7 +4,7 @@ iterative method through the same checks)."""
 import pytest
 import torch
 
-from course_utils import checkpoint
+from course_utils.records import checkpoint
 
 
 def test_round_trip_and_absent_file(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from course_utils import claims, config
+from course_utils.course import claims, config
 
 
 def test_claims_that_hold_are_printed_and_pass(capsys):

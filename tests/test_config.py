@@ -2,7 +2,7 @@
 
 import pytest
 
-from course_utils import config
+from course_utils.course import config
 
 
 def test_quick_profile_defaults_and_overrides():

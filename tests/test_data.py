@@ -16,8 +16,8 @@ import pytest
 import torch
 from torchvision import datasets as tv_datasets
 
-from course_utils import data
-from course_utils.data import DatasetNotAvailableError, ImageSet
+from course_utils.data import datasets as data
+from course_utils.data.datasets import DatasetNotAvailableError, ImageSet
 
 REPO = Path(__file__).resolve().parents[1]
 

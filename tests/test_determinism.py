@@ -2,8 +2,10 @@
 
 import torch
 
-from course_utils import experiment, networks, repro
+from course_utils.core import repro
+from course_utils.course import experiment
 from course_utils.methods import forgetting
+from course_utils.nets import samplers
 
 
 def _pipeline(train, test, seed):
@@ -21,7 +23,7 @@ def _pipeline(train, test, seed):
     }
     g = repro.seed_everything(seed)
     stats = forgetting.compute_statistics(
-        train, generator=g, epochs=1, pool_per_class=20, model=networks.FreshInit("convnet", width=8)
+        train, generator=g, epochs=1, pool_per_class=20, model=samplers.FreshInit("convnet", width=8)
     )
     out = []
     for method, kwargs in (("random", {}), ("herding", {"pool_per_class": 30}), ("forgetting", {"statistics": stats})):

@@ -6,12 +6,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils import checkpoint, methods, networks
-from course_utils.augment import DSA
+from course_utils import methods
+from course_utils.data.augment import DSA
 from course_utils.methods import dm
-from course_utils.models import get_model
+from course_utils.nets import samplers
+from course_utils.nets.models import get_model
+from course_utils.records import checkpoint
 
-TINY = networks.FreshInit("convnet", width=8)
+TINY = samplers.FreshInit("convnet", width=8)
 SMALL = {"steps": 3, "batch_real": 6, "model": TINY}
 STRATEGY = "color_crop_cutout_flip_scale_rotate"
 

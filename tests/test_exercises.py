@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import grading
+from course_utils.ops import grading
 
 PLANTED = json.loads((Path(__file__).parent / "planted_answers.json").read_text())
 

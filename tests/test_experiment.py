@@ -2,8 +2,9 @@
 
 import torch
 
-from course_utils import experiment, results
+from course_utils.course import experiment
 from course_utils.methods import dc
+from course_utils.records import results
 
 
 def test_run_method_records_the_sets_parameters_and_timings(mnist, tmp_path, monkeypatch, tiny_cfg):

@@ -17,10 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import augment, data, methods, networks, protocol, training, trajectories
-from course_utils.data import DatasetInfo
-from course_utils.folders import IMAGE_EXTENSIONS, load_image_folder, load_mhist
-from course_utils.models import get_model
+from course_utils import methods
+from course_utils.data import augment
+from course_utils.data import datasets as data
+from course_utils.data.datasets import DatasetInfo
+from course_utils.data.folders import IMAGE_EXTENSIONS, load_image_folder, load_mhist
+from course_utils.evaluation import protocol, training
+from course_utils.nets import samplers, trajectories
+from course_utils.nets.models import get_model
 
 # Sorted order is Mango < apple < zebra (upper case first): labels 0, 1, 2.
 COLOURS = {"zebra": (230, 40, 40), "apple": (40, 200, 40), "Mango": (40, 40, 230)}
@@ -431,7 +435,7 @@ def test_evaluation_on_a_folder_dataset(two_class):
     assert "dsa:color_crop_cutout_flip_scale_rotate" in result.protocol
 
 
-TINY = networks.FreshInit("convnet", width=8)
+TINY = samplers.FreshInit("convnet", width=8)
 #: Per method: tiny hyperparameters and arguments ("experts": a buffer trained on the folder set; "pool": an
 #: early-stage pool built from it, which looks the dataset up by name). A method not listed runs with its defaults.
 FOLDER_SETUP = {
@@ -446,7 +450,7 @@ FOLDER_SETUP = {
     "dm": {"steps": 2, "batch_real": 4, "model": TINY},
     "mtt": {"steps": 2, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1, "lr_img": 10.0, "model": "experts"},
     "zen": {"steps": 2, "inner_steps": 2, "hypergradient": "identity", "model": TINY},
-    "accdd": {"steps": 2, "inner_loop": 2, "net_steps": 2, "batch_real": 4, "batch_net": 8, "model": "pool"},
+    "accdd": {"steps": 2, "outer_loop": 2, "inner_loop": 2, "batch_real": 4, "batch_net": 8, "model": "pool"},
 }
 
 
@@ -457,7 +461,7 @@ def test_every_method_distils_a_folder_dataset(two_class, tmp_path, name):
     if hparams.get("model") in ("experts", "pool"):
         experts = trajectories.train_experts(train, 1, model_kwargs={"width": 8}, epochs=2, root=tmp_path)
         pool = hparams["model"] == "pool"
-        hparams["model"] = networks.EarlyStagePool.from_buffer(experts) if pool else experts
+        hparams["model"] = samplers.EarlyStagePool.from_buffer(experts) if pool else experts
     syn = methods.distill(name, train, 2, generator=torch.Generator().manual_seed(0), **hparams)
     assert syn.images.shape == (4, 3, 16, 16) and torch.isfinite(syn.images).all()
     assert syn.hard_labels.tolist() == [0, 0, 1, 1] and syn.meta["dataset"] == "pets"

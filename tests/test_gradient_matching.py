@@ -8,12 +8,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils import matching, methods, networks
-from course_utils.augment import DSA
-from course_utils.methods import dc
-from course_utils.models import get_model
+from course_utils import methods
+from course_utils.data.augment import DSA
+from course_utils.methods import dc, matching
+from course_utils.nets import samplers
+from course_utils.nets.models import get_model
 
-SMALL = {"steps": 2, "outer_loop": 2, "inner_loop": 2, "batch_real": 6, "model": networks.FreshInit("convnet", width=8)}
+SMALL = {"steps": 2, "outer_loop": 2, "inner_loop": 2, "batch_real": 6, "model": samplers.FreshInit("convnet", width=8)}
 
 
 def net_for(name="convnet", seed=0, **kw):
@@ -167,7 +168,7 @@ def test_siamese_per_class_equals_per_class_transforms():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_siamese_per_class_on_cuda_matches_cpu_and_parameters_move_exactly():
-    from course_utils.augment import to_device_together
+    from course_utils.data.augment import to_device_together
 
     host = [
         torch.tensor([True, False]),
@@ -243,7 +244,7 @@ def test_noise_init_and_callback(blob_set):
         init="noise",
         steps=3,
         batch_real=4,
-        model=networks.FreshInit("convnet", width=8),
+        model=samplers.FreshInit("convnet", width=8),
         callback=lambda e: seen.append((e.step, e.loss)),
     )
     assert [s for s, _ in seen] == [1, 2, 3] and all(math.isfinite(v) for _, v in seen)

@@ -1,4 +1,4 @@
-"""Graded assignments end to end with nbgrader (course_utils.grading).
+"""Graded assignments end to end with nbgrader (course_utils.ops.grading).
 
 A tiny instructor notebook written here checks the mechanics quickly: the release (stubs, hidden tests gone, outputs
 cleared, long cells loading their record, parameters locked) and the grading of students whose code loops, kills
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import grading, replay
+from course_utils.ops import grading, replay
 
 PLANTED = json.loads((Path(__file__).parent / "planted_answers.json").read_text())
 
@@ -46,7 +46,7 @@ def _markdown(source: str, metadata: dict | None = None) -> dict:
 def tiny_notebook() -> dict:
     cells = [
         _markdown("# 01 · A tiny graded notebook"),
-        _code("%load_ext course_utils.replay\nimport math\n"),
+        _code("%load_ext course_utils.ops.replay\nimport math\n"),
         _code("seed: int = 0\nscale: float = 2.0\n", {"tags": ["parameters"]}),
         _code("cfg = {'seed': seed, 'scale': scale}\n"),
         _code(

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import hypergrad
-from course_utils.hypergrad import cg_inverse_hvp, hvp, implicit_hypergradient, neumann_inverse_hvp
+from course_utils.methods import hypergrad
+from course_utils.methods.hypergrad import cg_inverse_hvp, hvp, implicit_hypergradient, neumann_inverse_hvp
 
 f64 = torch.float64
 

@@ -4,9 +4,9 @@ going down, class balance, determinism, checkpoint-resume and errors. Tiny probl
 import pytest
 import torch
 
-from course_utils import feature_maps, methods, ridge
-from course_utils.data import ImageSet
-from course_utils.methods import kip
+from course_utils import methods
+from course_utils.data.datasets import ImageSet
+from course_utils.methods import feature_maps, kip, ridge
 
 f64 = torch.float64
 
@@ -54,7 +54,7 @@ def test_loss_decreases_and_the_set_is_class_balanced(name):
         feature_map=name,
         steps=40,
         batch_size=40,
-        lr=0.01,
+        lr_img=0.01,
         callback=lambda event: curve.append(event.loss),
     )
     assert len(curve) == 40 and syn.meta["history"]["loss"] == curve
@@ -87,7 +87,7 @@ def test_errors_name_the_bad_value_and_divergence_names_the_step():
     g = torch.Generator().manual_seed(0)
     for bad, message in (
         ({"steps": 0}, "steps must be an integer >= 1"),
-        ({"lr": -1.0}, "lr must be a finite number"),
+        ({"lr_img": -1.0}, "lr_img must be a finite number"),
         ({"batch_size": 2.5}, "batch_size must be an integer"),
         ({"reg": float("nan")}, "reg must be"),
     ):

@@ -15,10 +15,13 @@ import tempfile
 import pytest
 import torch
 
-from course_utils import checkpoint, loop, methods, networks, trajectories
-from course_utils.hparams import UnknownHyperparameterError
+from course_utils import methods
+from course_utils.methods import loop
+from course_utils.methods.hparams import UnknownHyperparameterError
+from course_utils.nets import samplers, trajectories
+from course_utils.records import checkpoint
 
-TINY_CONVNET = networks.FreshInit("convnet", width=8)
+TINY_CONVNET = samplers.FreshInit("convnet", width=8)
 
 #: Per method: small hyperparameters (a few seconds at most), extra arguments, and hyperparameters that diverge.
 SETUP = {
@@ -26,7 +29,7 @@ SETUP = {
     "herding": ({"pool_per_class": 10}, {}, None),  # a random pool: the set depends on the seed
     "forgetting": ({"epochs": 1}, {"model": TINY_CONVNET}, None),
     "krr_closed_form": ({"lam": 1.0}, {}, None),
-    "kip": ({"steps": 3, "batch_size": 50}, {}, {"lr": 1e30}),
+    "kip": ({"steps": 3, "batch_size": 50}, {}, {"lr_img": 1e30}),
     "dd": ({"steps": 3, "batch_size": 32}, {}, {"lr_init": 1e30}),
     "dc": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
     "dsa": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
@@ -38,12 +41,12 @@ SETUP = {
     ),
     "zen": (
         {"steps": 3, "inner_steps": 2, "hypergradient": "identity"},
-        {"model": networks.ArchitecturePool([TINY_CONVNET, networks.FreshInit("mlp", width=16)])},
+        {"model": samplers.ArchitecturePool([TINY_CONVNET, samplers.FreshInit("mlp", width=16)])},
         {"lr_net": 1e30},
     ),
     # fresh networks (its pool samplers and model=None: tests/test_accdd.py)
     "accdd": (
-        {"steps": 3, "inner_loop": 2, "net_steps": 2, "batch_real": 8, "batch_net": 16},
+        {"steps": 3, "outer_loop": 2, "inner_loop": 2, "batch_real": 8, "batch_net": 16},
         {"model": TINY_CONVNET},
         {"lr_img": 1e30},
     ),
@@ -126,9 +129,9 @@ def test_model_argument_means_a_network_sampler(name, tiny):
         assert _run(name, tiny, model=buffer).meta["model"]["buffer"] == buffer.fingerprint()
     elif arg == "pool":  # one sampler is a pool of one family
         syn = _run(name, tiny, model=TINY_CONVNET)
-        assert syn.meta["model"] == networks.ArchitecturePool([TINY_CONVNET]).spec()
+        assert syn.meta["model"] == samplers.ArchitecturePool([TINY_CONVNET]).spec()
         with pytest.raises(TypeError, match="architecture pool"):
-            _run(name, tiny, model=networks.FixedInit(torch.nn.Linear(2, 2)))
+            _run(name, tiny, model=samplers.FixedInit(torch.nn.Linear(2, 2)))
     else:
         syn = _run(name, tiny, model=TINY_CONVNET)
         assert syn.meta["model"] == TINY_CONVNET.spec()
@@ -178,7 +181,7 @@ def test_checkpoint_kill_resume_and_refusals(name, tiny, mnist, tmp_path):
     other = mnist[0].balanced_subset(20, torch.Generator().manual_seed(1))
     with pytest.raises(checkpoint.CheckpointError, match="another run.*data"):
         _run(name, other, checkpoint=path)
-    first_hparam = {"kip": {"lr": 0.02}, "dd": {"image_lr": 0.02}}.get(name, {"lr_img": 0.2})
+    first_hparam = {"dd": {"lr_img": 0.02}}.get(name, {"lr_img": 0.2})
     with pytest.raises(checkpoint.CheckpointError, match="another run.*hparams"):
         _run(name, tiny, checkpoint=path, **first_hparam)
     with pytest.raises(checkpoint.CheckpointError, match="holds step 3 of this run, beyond steps=2"):

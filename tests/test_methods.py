@@ -3,15 +3,16 @@
 import pytest
 import torch
 
-from course_utils import methods, networks
+from course_utils import methods
 from course_utils.methods import forgetting, herding
 from course_utils.methods.selection import top_per_class
+from course_utils.nets import samplers
 
 
 @pytest.mark.parametrize("name", ["random", "herding", "forgetting"])
 def test_class_balance_and_reproducibility(name, blob_set):
     train = blob_set(12)
-    kwargs = {"forgetting": {"epochs": 2, "model": networks.FreshInit("convnet", width=8)}}.get(name, {})
+    kwargs = {"forgetting": {"epochs": 2, "model": samplers.FreshInit("convnet", width=8)}}.get(name, {})
     run = lambda seed: methods.distill(name, train, 3, generator=torch.Generator().manual_seed(seed), **kwargs)
     a, b = run(0), run(0)
     assert torch.bincount(a.labels, minlength=10).tolist() == [3] * 10
@@ -86,7 +87,7 @@ def test_top_per_class_picks_highest_scores_per_class():
 def test_forgetting_statistics_are_reused(blob_set):
     train = blob_set(8)
     g = torch.Generator().manual_seed(0)
-    stats = forgetting.compute_statistics(train, generator=g, epochs=2, model=networks.FreshInit("convnet", width=8))
+    stats = forgetting.compute_statistics(train, generator=g, epochs=2, model=samplers.FreshInit("convnet", width=8))
     one = methods.distill("forgetting", train, 1, generator=g, statistics=stats)
     three = methods.distill("forgetting", train, 3, generator=g, statistics=stats)
     assert len(one) == 10 and len(three) == 30 and len(stats.pool) == 80
@@ -94,7 +95,7 @@ def test_forgetting_statistics_are_reused(blob_set):
 
 def test_herding_uses_model_features(blob_set):
     train = blob_set(6)
-    from course_utils import training
+    from course_utils.evaluation import training
 
     net = training.make_model("convnet", train.info, 0, width=8)
     syn = methods.distill("herding", train, 2, generator=torch.Generator().manual_seed(0), model=net, pool_per_class=4)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.models import (
+from course_utils.nets.models import (
     ACTS,
     MLP,
     MODEL_NAMES,

@@ -7,8 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import data, networks, training, trajectories
+from course_utils.data import datasets as data
+from course_utils.evaluation import training
 from course_utils.methods import mtt
+from course_utils.nets import samplers, trajectories
 
 SPEC = dict(model="convnet", model_kwargs={"width": 8}, epochs=3, batch_size=64)
 
@@ -26,7 +28,7 @@ def buffer(tiny, tmp_path_factory):
 
 def _distiller(tiny, buffer, **hparams):
     config = mtt.Config(**{"strategy": "none", "expert_epochs": 2, "max_start_epoch": 1, **hparams}).resolved("mnist")
-    sampler = networks.ExpertTrajectories(buffer, max_start_epoch=config.max_start_epoch, expert_epochs=2)
+    sampler = samplers.ExpertTrajectories(buffer, max_start_epoch=config.max_start_epoch, expert_epochs=2)
     return mtt.TrajectoryMatching(
         tiny, 2, generator=torch.Generator().manual_seed(0), config=config, sampler=sampler, dsa=config.augmentation()
     )

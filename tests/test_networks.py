@@ -4,14 +4,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils import data, networks
-from course_utils.models import get_model
+from course_utils.data import datasets as data
+from course_utils.nets import samplers
+from course_utils.nets.models import get_model
 
 INFO = data.dataset_info("mnist")
 
 
 def test_fresh_init_draws_from_the_generator_only():
-    sampler = networks.FreshInit("convnet", width=8).bind(INFO, "cpu")
+    sampler = samplers.FreshInit("convnet", width=8).bind(INFO, "cpu")
     state = torch.get_rng_state()
     a = sampler.sample(torch.Generator().manual_seed(0))
     b = sampler.sample(torch.Generator().manual_seed(0))
@@ -31,46 +32,46 @@ def test_specs_name_callables_by_qualified_name_never_by_address():
     def make():
         return get_model("mlp", 1, 10, 28, width=8)
 
-    spec = networks.FreshInit(make).spec()
+    spec = samplers.FreshInit(make).spec()
     assert spec["model"].startswith(
         "test_networks.test_specs_name_callables_by_qualified_name_never_by_address.<locals>.make#"
     )
     assert "0x" not in spec["model"]
-    assert networks.FreshInit(make).spec() == spec  # stable
-    other = networks.FreshInit(lambda: get_model("mlp", 1, 10, 28, width=16)).spec()
+    assert samplers.FreshInit(make).spec() == spec  # stable
+    other = samplers.FreshInit(lambda: get_model("mlp", 1, 10, 28, width=16)).spec()
     assert other["model"] != spec["model"]
 
 
 def test_fixed_init_is_a_copy_and_is_named_by_its_weights():
     net = get_model("lenet", 1, 10, 28)
-    fixed = networks.FixedInit(net).bind(INFO, "cpu")
+    fixed = samplers.FixedInit(net).bind(INFO, "cpu")
     drawn = fixed.sample(torch.Generator())
     assert drawn is not net and all(torch.equal(p, q) for p, q in zip(drawn.parameters(), net.parameters()))
     with torch.no_grad():
         drawn.classifier.weight.add_(1.0)
     assert not torch.equal(fixed.sample(torch.Generator()).classifier.weight, drawn.classifier.weight)
-    other = networks.FixedInit(get_model("lenet", 1, 10, 28))
+    other = samplers.FixedInit(get_model("lenet", 1, 10, 28))
     assert fixed.spec()["weights"] != other.spec()["weights"] and fixed.spec()["model"] == "lenet"
 
 
 def test_as_sampler_gives_model_one_meaning():
-    assert isinstance(networks.as_sampler(None, "convnet"), networks.FreshInit)
-    assert networks.as_sampler("lenet", "convnet").spec()["model"] == "lenet"
-    assert isinstance(networks.as_sampler(get_model("mlp", 1, 10, 28), "convnet"), networks.FixedInit)
-    pool = networks.ArchitecturePool(["convnet", "lenet"])
-    assert networks.as_sampler(pool, "convnet") is pool
+    assert isinstance(samplers.as_sampler(None, "convnet"), samplers.FreshInit)
+    assert samplers.as_sampler("lenet", "convnet").spec()["model"] == "lenet"
+    assert isinstance(samplers.as_sampler(get_model("mlp", 1, 10, 28), "convnet"), samplers.FixedInit)
+    pool = samplers.ArchitecturePool(["convnet", "lenet"])
+    assert samplers.as_sampler(pool, "convnet") is pool
     with pytest.raises(TypeError, match="model must be a model name"):
-        networks.as_sampler(3.5, "convnet")
+        samplers.as_sampler(3.5, "convnet")
     with pytest.raises(ValueError, match="model='resnet99' is not valid"):
-        networks.FreshInit("resnet99")
+        samplers.FreshInit("resnet99")
     with pytest.raises(ValueError, match="weight_init='he' is not valid; valid: default, xavier"):
-        networks.FreshInit("lenet", weight_init="he")
+        samplers.FreshInit("lenet", weight_init="he")
     with pytest.raises(RuntimeError, match="not bound"):
-        networks.FreshInit("lenet").sample(torch.Generator())
+        samplers.FreshInit("lenet").sample(torch.Generator())
 
 
 def test_architecture_pool_draws_families():
-    pool = networks.ArchitecturePool(["convnet", "lenet", networks.FreshInit("mlp", width=8)]).bind(INFO, "cpu")
+    pool = samplers.ArchitecturePool(["convnet", "lenet", samplers.FreshInit("mlp", width=8)]).bind(INFO, "cpu")
     g = torch.Generator().manual_seed(0)
     names = {type(pool.sample(g)).__name__ for _ in range(20)}
     assert names == {"ConvNet", "LeNet", "MLP"}
@@ -81,7 +82,7 @@ def test_architecture_pool_draws_families():
 def test_perturbation_is_filter_normalised_and_leaves_biases_alone():
     net = get_model("convnet", 1, 10, 28, width=8)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    rhos = networks.perturb(net, torch.Generator().manual_seed(0), magnitude=(0.05, 0.05), directions=1)
+    rhos = samplers.perturb(net, torch.Generator().manual_seed(0), magnitude=(0.05, 0.05), directions=1)
     assert len(rhos) == 1 and abs(rhos[0]) == pytest.approx(0.05)
     for name, p in net.named_parameters():
         if p.dim() == 1:
@@ -97,7 +98,7 @@ def test_every_direction_is_normalised_to_the_unperturbed_filters():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     g = torch.Generator().manual_seed(1)
     replay = torch.Generator().set_state(g.get_state())
-    rhos = networks.perturb(net, g, magnitude=(0.01, 0.09), directions=2)
+    rhos = samplers.perturb(net, g, magnitude=(0.01, 0.09), directions=2)
     assert len(rhos) == 2 and all(0.01 <= abs(r) <= 0.09 for r in rhos)
     torch.rand(2, 2, generator=replay)  # the step sizes and signs, then one direction per weight and step
     weights = [n for n, p in net.named_parameters() if p.dim() > 1]
@@ -124,26 +125,26 @@ def test_every_direction_is_normalised_to_the_unperturbed_filters():
 )
 def test_perturbation_settings_are_checked(magnitude, directions, message):
     with pytest.raises(ValueError, match=message):
-        networks.perturb(get_model("mlp", 1, 10, 28, width=4), torch.Generator(), magnitude, directions)
+        samplers.perturb(get_model("mlp", 1, 10, 28, width=4), torch.Generator(), magnitude, directions)
     with pytest.raises(ValueError, match=message):
-        networks.EarlyStagePool("mlp", [{}], magnitude=magnitude, directions=directions)
+        samplers.EarlyStagePool("mlp", [{}], magnitude=magnitude, directions=directions)
 
 
 def test_early_stage_pool_loads_a_trained_state_and_perturbs_it():
     trained = [get_model("convnet", 1, 10, 28, width=8).state_dict() for _ in range(2)]
-    pool = networks.EarlyStagePool(networks.FreshInit("convnet", width=8), trained).bind(INFO, "cpu")
+    pool = samplers.EarlyStagePool(samplers.FreshInit("convnet", width=8), trained).bind(INFO, "cpu")
     net = pool.sample(torch.Generator().manual_seed(0))
     dists = [sum(float((p - s[k]).norm()) for k, p in net.state_dict().items()) for s in trained]
     assert min(dists) > 0, "perturbed"
-    plain = networks.EarlyStagePool("convnet", trained, magnitude=None)
+    plain = samplers.EarlyStagePool("convnet", trained, magnitude=None)
     with pytest.raises(RuntimeError):
         plain.sample(torch.Generator())  # not bound
     with pytest.raises(ValueError, match="at least one trained state"):
-        networks.EarlyStagePool("convnet", [])
+        samplers.EarlyStagePool("convnet", [])
 
 
 def test_expert_trajectories_give_start_and_target():
-    from course_utils import trajectories
+    from course_utils.nets import trajectories
 
     spec = trajectories.ExpertSpec(model="mlp", model_kwargs={"width": 4}, epochs=4)
     net = spec.sampler().bind(INFO, "cpu").build(0)
@@ -151,11 +152,11 @@ def test_expert_trajectories_give_start_and_target():
     flat = [torch.stack([base + e + t for t in range(5)]) for e in range(2)]  # expert e, epoch t: base + e + t
     names, shapes = [n for n, _ in net.named_parameters()], [p.shape for p in net.parameters()]
     buffer = trajectories.ExpertBuffer(spec, {"dataset": "mnist", "data": "-"}, flat, names, shapes)
-    experts = networks.ExpertTrajectories(buffer, max_start_epoch=2, expert_epochs=2).bind(INFO, "cpu")
+    experts = samplers.ExpertTrajectories(buffer, max_start_epoch=2, expert_epochs=2).bind(INFO, "cpu")
     seg = experts.sample(torch.Generator().manual_seed(0))
     assert seg.start in (0, 1) and seg.expert in (0, 1)
     torch.testing.assert_close(seg.start_params, base + seg.expert + seg.start)
     torch.testing.assert_close(seg.target_params - seg.start_params, torch.full_like(base, 2.0))
     assert isinstance(experts.network(), nn.Module) and experts.spec()["experts"] == 2
     with pytest.raises(ValueError, match="max_start_epoch=4 is beyond the buffer"):
-        networks.ExpertTrajectories(buffer, max_start_epoch=4, expert_epochs=2)
+        samplers.ExpertTrajectories(buffer, max_start_epoch=4, expert_epochs=2)

@@ -17,7 +17,9 @@ import papermill as pm
 import pytest
 import yaml
 
-from course_utils import config, notebook_runner, papers
+from course_utils.course import config
+from course_utils.ops import notebook_runner
+from course_utils.records import papers
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -46,7 +48,7 @@ def test_notebook_structure(path):
         assert not any(o.get("output_type") == "error" for o in cell.get("outputs", [])), f"stored error in cell {i}"
     assert "Exercises" in "".join(nb["cells"][-1]["source"])
     refs = [c for c in nb["cells"] if "".join(c["source"]).startswith("## References")]
-    assert len(refs) == 1, "one References cell, citing from course_utils/papers.json"
+    assert len(refs) == 1, "one References cell, citing from course_utils/records/papers.json"
     links = set(re.findall(r"\]\((https?://[^)]+)\)", "".join(refs[0]["source"])))
     assert links and links <= {u for s in papers.SOURCES.values() for u in (s.url, s.code) if u}, links
 

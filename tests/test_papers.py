@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import papers, protocol
+from course_utils.evaluation import protocol
+from course_utils.records import papers
 
 RAW = json.loads((Path(papers.__file__).with_name("papers.json")).read_text())
 

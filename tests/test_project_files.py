@@ -35,28 +35,6 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
         assert notebook.stem in readme, f"README does not list {notebook.name}"
 
 
-def _modules() -> set[str]:
-    return {p.stem for p in (ROOT / "course_utils").glob("*.py") if p.stem != "__init__"}
-
-
-def test_readme_and_package_docstring_list_every_module():
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("| module | what it holds |") :]
-    rows = [line.split("|")[1] for line in table.split("\n\n")[0].splitlines()[2:]]
-    listed = {name for row in rows[:-1] for name in re.findall(r"`([a-z_]+)`", row)}
-    listed |= set(re.findall(r"`([a-z_]+)`", table.split("\n\n")[0].splitlines()[-1]))  # the methods/ row
-    assert _modules() <= listed, f"README's module table misses {sorted(_modules() - listed)}"
-    methods = {p.stem for p in (ROOT / "course_utils" / "methods").glob("*.py") if p.stem != "__init__"}
-    assert methods <= listed, f"README's methods/ row misses {sorted(methods - listed)}"
-    assert not (listed - _modules() - methods - {"methods/"}), (
-        f"README lists modules that do not exist: {listed - _modules() - methods}"
-    )
-    import course_utils
-
-    doc = set(re.findall(r"[a-z_]+", course_utils.__doc__.split("README.md's table describes each module):")[1]))
-    assert _modules() | {"methods"} <= doc, f"course_utils.__doc__ misses {sorted(_modules() - doc)}"
-
-
 def test_python_version_agrees_everywhere():
     minimum = re.search(r'requires-python = ">=(3\.\d+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     assert f"Python {minimum}+" in (ROOT / "README.md").read_text()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from course_utils import protocol
-from course_utils.augment import DSA, DCAugment
+from course_utils.data.augment import DSA, DCAugment
+from course_utils.evaluation import protocol
 
 
 def test_dc_protocol_is_the_dc_papers_evaluation():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from course_utils import ranking
+from course_utils.evaluation import ranking
 
 
 def test_rankdata_averages_ties():

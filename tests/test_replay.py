@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import replay
+from course_utils.ops import replay
 
 KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONWARNINGS": "ignore"}
 
@@ -50,7 +50,7 @@ def _text(cell: dict) -> str:
     return "".join(parts)
 
 
-SETUP = "%load_ext course_utils.replay\nimport matplotlib.pyplot as plt\ncfg = {'seed': SEED, 'device': 'cpu'}"
+SETUP = "%load_ext course_utils.ops.replay\nimport matplotlib.pyplot as plt\ncfg = {'seed': SEED, 'device': 'cpu'}"
 LONG = (
     "# long_run: demo --outputs table,curve{flag}\n"
     "import time\ntable = {{'acc': 91.5, 'seed': cfg['seed']}}\ncurve = torch_like = [1, 2, 3]\n"
@@ -152,7 +152,7 @@ def test_size_limit_names_the_largest_output(monkeypatch):
 
 def test_committed_records_describe_the_notebooks():
     """Every long cell of the instructor notebooks has a record made from its current code, with its outputs."""
-    from course_utils import grading
+    from course_utils.ops import grading
 
     problems = []
     for path in sorted(grading.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):

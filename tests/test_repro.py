@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_utils import repro
+from course_utils.core import repro
 
 
 def test_same_seed_same_stream_and_deterministic_flags():

@@ -6,8 +6,9 @@ import os
 import pytest
 import torch
 
-from course_utils import atomic, results
-from course_utils.synthetic import SyntheticSet
+from course_utils.core import atomic
+from course_utils.records import results
+from course_utils.records.synthetic import SyntheticSet
 
 
 def _record(seed=0, ipc=10, **params):

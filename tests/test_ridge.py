@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from course_utils import feature_maps, methods, ridge
-from course_utils.data import ImageSet
+from course_utils import methods
+from course_utils.data.datasets import ImageSet
+from course_utils.methods import feature_maps, ridge
 from course_utils.methods import krr_closed_form as kcf
 
 f64 = torch.float64

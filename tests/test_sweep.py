@@ -1,4 +1,4 @@
-"""Batch reruns (course_utils.sweep) and the results table (course_utils.gather), on a small real grid.
+"""Batch reruns (course_utils.ops.sweep) and the results table (course_utils.ops.gather), on a small real grid.
 
 The grid's notebooks are written here: each loads real MNIST / Fashion-MNIST, selects a random subset with the
 course's ``experiment.run_method`` and records it, so the table at the end holds real records. One run fails on
@@ -19,7 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import gather, notebook_runner, results, sweep
+from course_utils.ops import gather, notebook_runner, sweep
+from course_utils.records import results, summary
 
 PARAMETERS = """profile: str = "quick"  # quick | standard | full
 dataset: str = "mnist"  # mnist | fashion_mnist
@@ -178,7 +179,7 @@ def test_grid_runs_records_fails_one_and_resumes(grid_env, capsys):
     assert {p: p.stat().st_mtime_ns for p in done} == mtimes
 
     # the table: one row per (dataset), two... seeds? only seed 0 succeeded: n = 1, std over networks
-    rows = gather.summarise(results.load_records(out / "results"))
+    rows = summary.summarise(results.load_records(out / "results"))
     assert [(r["dataset"], r["n"], r["std_over"]) for r in rows] == [
         ("fashion_mnist", 1, "networks"),
         ("mnist", 1, "networks"),
@@ -187,14 +188,14 @@ def test_grid_runs_records_fails_one_and_resumes(grid_env, capsys):
 
     # with the failure fixed (another fail_seed) the whole grid completes: mean ± std over the two seeds
     assert _main(books, out, "98", "-p", "dataset", "mnist", "-p", "seed", "0..1") == 0
-    rows = [r for r in gather.summarise(results.load_records(out / "results")) if r["dataset"] == "mnist"]
+    rows = [r for r in summary.summarise(results.load_records(out / "results")) if r["dataset"] == "mnist"]
     assert rows[0]["n"] == 2 and rows[0]["std_over"] == "seeds" and rows[0]["seeds"] == [0, 1]
 
 
 @pytest.mark.slow
 def test_interrupted_sweep_leaves_nothing_half_written_and_resumes(grid_env):
     books, out = grid_env
-    cmd = [sys.executable, "-m", "course_utils.sweep", "--notebook-dir", str(books), "--out", str(out), "98",
+    cmd = [sys.executable, "-m", "course_utils.ops.sweep", "--notebook-dir", str(books), "--out", str(out), "98",
            "-p", "seed", "0..2", "-p", "sleep_s", "3"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
@@ -255,14 +256,14 @@ def _record(seed, mean, experiment="e", method="dc", ipc=10, commit="abc", **hpa
 
 def test_summarise_over_seeds_and_flag_mixed_code():
     records = [_record(0, 80.0), _record(1, 84.0), _record(2, 70.0, lr=2.0), _record(0, 60.0, ipc=1, commit="def")]
-    rows = gather.summarise(records)
+    rows = summary.summarise(records)
     by = {(r["ipc"], r["n"]): r for r in rows}
     pair = by[10, 2]  # the seeds of one setting; an outcome stored in params does not split them
     assert pair["mean"] == 82.0 and pair["std"] == 2.0 and pair["std_over"] == "seeds" and pair["seeds"] == [0, 1]
     assert pair["distill_seconds"] == 10.5 and not pair["mixed_versions"]
     other = [r for r in rows if r["ipc"] == 10 and r["n"] == 1][0]  # other hyperparameters: another row
     assert other["mean"] == 70.0 and other["std"] == 1.0 and other["std_over"] == "networks"
-    mixed = gather.summarise([_record(0, 80.0), _record(1, 84.0, commit="zzz")])
+    mixed = summary.summarise([_record(0, 80.0), _record(1, 84.0, commit="zzz")])
     assert mixed[0]["mixed_versions"] and mixed[0]["versions"] == [
         f"{results.__version__}@abc",
         f"{results.__version__}@zzz",
@@ -272,7 +273,7 @@ def test_summarise_over_seeds_and_flag_mixed_code():
 def test_newest_record_of_a_seed_counts(tmp_path):
     old, new = _record(0, 50.0), _record(0, 90.0)
     old["created"], new["created"] = "2026-01-01T00:00:00+00:00", "2026-02-01T00:00:00+00:00"
-    assert gather.summarise([new, old])[0]["mean"] == 90.0
+    assert summary.summarise([new, old])[0]["mean"] == 90.0
 
 
 def test_gather_command_writes_csv_and_jsonl(tmp_path, capsys):
@@ -294,7 +295,7 @@ def test_records_carry_the_code_commit():
     rec = _record(0, 1.0)
     assert "commit" in results.make_record("x", method="m", dataset="mnist", params={}, seed=0, device="cpu",
                                            metrics=results.metrics([1.0]), protocol="p")  # fmt: skip
-    assert gather.code_version(rec).endswith("@abc")
+    assert summary.code_version(rec).endswith("@abc")
 
 
 def test_runner_refuses_a_bad_value_before_running(tmp_path):

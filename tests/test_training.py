@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from course_utils import training
-from course_utils.synthetic import SyntheticSet
+from course_utils.evaluation import training
+from course_utils.records.synthetic import SyntheticSet
 
 SMALL = {"width": 8, "depth": 2}
 
@@ -120,7 +120,7 @@ def test_bad_arguments_name_the_value(blob_set):
 
 def test_reference_schedule_trains_e_plus_one_epochs_and_restarts_the_optimiser(blob_set, monkeypatch):
     """The DC/DSA protocols follow evaluate_synset: E + 1 epochs, lr × 0.1 and a NEW optimiser after E//2 + 1."""
-    from course_utils import protocol
+    from course_utils.evaluation import protocol
 
     seen = []
     real_step = torch.optim.SGD.step

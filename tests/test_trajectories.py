@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import checkpoint, networks, training, trajectories
-from course_utils.trajectories import ExpertSpec
+from course_utils.evaluation import training
+from course_utils.nets import samplers, trajectories
+from course_utils.nets.trajectories import ExpertSpec
+from course_utils.records import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = dict(model="convnet", model_kwargs={"width": 8}, epochs=3, batch_size=64)
@@ -133,10 +135,10 @@ def test_a_killed_run_resumes_bit_identical(tiny, mnist_root, tmp_path):
 def test_sampler_refuses_segments_beyond_the_buffer(tiny, tmp_path):
     buf = trajectories.train_experts(tiny, 1, root=tmp_path, **SPEC)  # 3 epochs
     with pytest.raises(ValueError, match=r"expert_epochs=4 is beyond the 3-epoch trajectories.*valid 1..3"):
-        networks.ExpertTrajectories(buf, max_start_epoch=1, expert_epochs=4)
+        samplers.ExpertTrajectories(buf, max_start_epoch=1, expert_epochs=4)
     with pytest.raises(ValueError, match=r"max_start_epoch=3 is beyond the buffer.*must be in 1..2"):
-        networks.ExpertTrajectories(buf, max_start_epoch=3, expert_epochs=2)
-    sampler = networks.ExpertTrajectories(buf, max_start_epoch=2, expert_epochs=2).bind(tiny.info, "cpu")
+        samplers.ExpertTrajectories(buf, max_start_epoch=3, expert_epochs=2)
+    sampler = samplers.ExpertTrajectories(buf, max_start_epoch=2, expert_epochs=2).bind(tiny.info, "cpu")
     g = torch.Generator().manual_seed(0)
     starts = set()
     for _ in range(20):
@@ -145,7 +147,7 @@ def test_sampler_refuses_segments_beyond_the_buffer(tiny, tmp_path):
         assert torch.equal(seg.target_params, buf.trajectories[seg.expert][seg.start + 2])
     assert starts == {0, 1}
     with pytest.raises(TypeError, match="ExpertBuffer"):
-        networks.ExpertTrajectories("convnet", max_start_epoch=1, expert_epochs=1)
+        samplers.ExpertTrajectories("convnet", max_start_epoch=1, expert_epochs=1)
 
 
 def test_a_buffer_of_another_model_or_other_data_is_refused(tiny, mnist, tmp_path):
@@ -179,7 +181,7 @@ def test_expert_epoch_is_the_training_epoch(tiny, tmp_path):
     """An expert's first epoch is ``training.train_epoch`` from the same init and stream (the snapshot adds a copy)."""
     spec = ExpertSpec(**{**SPEC, "epochs": 1, "strategy": "none"})
     buf = trajectories.train_experts(tiny, 1, spec, root=tmp_path)
-    from course_utils import repro
+    from course_utils.core import repro
 
     net = spec.sampler().bind(tiny.info, "cpu").build(repro.run_seed(0, "expert", "mnist", 0))
     assert torch.equal(trajectories.flat_parameters(net), buf.trajectories[0][0])

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from course_utils import viz  # noqa: E402
+from course_utils.course import viz  # noqa: E402
 
 
 def test_grid_has_one_row_per_class_and_undoes_normalisation():

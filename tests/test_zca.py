@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
-from course_utils import data
-from course_utils.zca import ZCA
+from course_utils.data import datasets as data
+from course_utils.data.zca import ZCA
 
 SHAPE = (3, 4, 4)
 D = 3 * 4 * 4
@@ -71,7 +71,7 @@ def test_inverse_undoes_transform_batch_and_single_image(images, zca):
 
 
 def test_chunked_apply_matches_one_block(zca, monkeypatch):
-    from course_utils import zca as zca_module
+    from course_utils.data import zca as zca_module
 
     x = _correlated(50, seed=3)
     whole = zca.transform(x)
@@ -84,7 +84,7 @@ def test_chunked_apply_matches_one_block(zca, monkeypatch):
 
 
 def test_chunked_fit_matches_one_block(images, zca, monkeypatch):
-    from course_utils import zca as zca_module
+    from course_utils.data import zca as zca_module
 
     monkeypatch.setattr(zca_module, "_FIT_CHUNK", 300)  # 2000 rows: 7 blocks, the last one short
     chunked = ZCA.fit(images, eps=0.1)

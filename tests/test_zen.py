@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_utils import hypergrad, networks
-from course_utils.methods import zen
+from course_utils.methods import hypergrad, zen
+from course_utils.nets import samplers
 
 f64 = torch.float64
 
@@ -88,7 +88,7 @@ def test_train_inner_is_plain_full_batch_gradient_descent():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
 
 
-TINY_POOL = [networks.FreshInit("convnet", width=8), "lenet", networks.FreshInit("mlp", width=16)]
+TINY_POOL = [samplers.FreshInit("convnet", width=8), "lenet", samplers.FreshInit("mlp", width=16)]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_the_update_is_the_worst_familys_hypergradient(tiny):
         warnings.simplefilter("ignore", hypergrad.NeumannDivergenceWarning)
         grad, _ = zen.family_hypergradient(nets[worst], x, distiller.labels, real, real_labels, terms=2, alpha=0.02)
     x.grad = grad
-    opt = torch.optim.Adam([x], lr=config.lr_img, betas=(config.momentum_img, 0.999))
+    opt = torch.optim.Adam([x], lr=config.lr_img, betas=(config.beta1, 0.999))
     opt.step()
     torch.testing.assert_close(distiller.images.detach(), x.detach(), rtol=0, atol=1e-6)
 
@@ -167,7 +167,7 @@ def test_neumann_alpha_too_large_warns_naming_alpha(tiny):
     [
         ({"model": ["convnet", "transformer"]}, ValueError, "transformer.*convnet"),
         ({"model": torch.nn.Linear(2, 2)}, TypeError, "architecture pool"),
-        ({"model": networks.FixedInit(torch.nn.Linear(2, 2))}, TypeError, "architecture pool"),
+        ({"model": samplers.FixedInit(torch.nn.Linear(2, 2))}, TypeError, "architecture pool"),
         ({"neumann_terms": -1}, ValueError, "neumann_terms"),
         ({"neumann_alpha": 0.0}, ValueError, "neumann_alpha"),
         ({"hypergradient": "exact"}, ValueError, "neumann.*cg.*identity"),
@@ -183,7 +183,7 @@ def test_bad_input_is_named(tiny, kw, error, match):
 
 
 def test_pool_spec_names_every_family_and_duplicates_get_distinct_labels():
-    pool = zen.as_pool(["convnet", networks.FreshInit("convnet", width=8), "lenet"])
+    pool = zen.as_pool(["convnet", samplers.FreshInit("convnet", width=8), "lenet"])
     assert zen.family_labels(pool) == ["convnet", "convnet_2", "lenet"]
     assert [m["model"] for m in pool.spec()["members"]] == ["convnet", "convnet", "lenet"]
     assert zen.as_pool(None).names == list(zen.DEFAULT_POOL)

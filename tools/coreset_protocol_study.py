@@ -18,8 +18,13 @@ import time
 
 import torch
 
-from course_utils import data, experiment, methods, protocol, repro, results, training
+from course_utils import methods
+from course_utils.core import repro
+from course_utils.course import experiment
+from course_utils.data import datasets as data
+from course_utils.evaluation import protocol, training
 from course_utils.methods import forgetting
+from course_utils.records import results
 
 EXPERIMENT = "00_coreset_protocol_study"
 

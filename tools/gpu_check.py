@@ -75,7 +75,7 @@ def run_tests(out: Path, timeout: int) -> dict:
 def run_notebooks(out: Path, timeout: int) -> dict:
     import papermill as pm
 
-    from course_utils import notebook_runner
+    from course_utils.ops import notebook_runner
 
     books = {}
     env_out = out / "notebooks"
@@ -104,13 +104,17 @@ def check_identity() -> dict:
     """Same seed twice on CUDA: bit-identical sets and accuracies."""
     import torch
 
-    from course_utils import data, methods, networks, repro, training, trajectories
+    from course_utils import methods
+    from course_utils.core import repro
+    from course_utils.data import datasets as data
+    from course_utils.evaluation import training
+    from course_utils.nets import samplers, trajectories
 
     repro.seed_everything(0)
     train, test = data.load("mnist")
     train = train.balanced_subset(100, torch.Generator().manual_seed(0)).to("cuda")
     test = test.balanced_subset(50, torch.Generator().manual_seed(0)).to("cuda")
-    net = networks.FreshInit("convnet", width=32)
+    net = samplers.FreshInit("convnet", width=32)
     out = {}
     settings = {
         "dc": {"steps": 5, "batch_real": 32, "model": net},
@@ -118,7 +122,7 @@ def check_identity() -> dict:
         "dm": {"steps": 5, "batch_real": 32, "model": net},
         "dd": {"steps": 5, "batch_size": 128},
         "kip": {"steps": 20, "batch_size": 200},
-        "zen": {"steps": 3, "inner_steps": 3, "model": [net, networks.FreshInit("lenet")]},
+        "zen": {"steps": 3, "inner_steps": 3, "model": [net, samplers.FreshInit("lenet")]},
     }
     with tempfile.TemporaryDirectory() as root:  # MTT: experts trained twice from scratch, then distilled from
         buffers = [
@@ -204,7 +208,7 @@ def main() -> int:
         return 2
     sys.path.insert(0, str(ROOT))
     args.out.mkdir(parents=True, exist_ok=True)
-    from course_utils import results
+    from course_utils.records import results
 
     summary: dict = {"environment": results.environment("cuda"), "parts": {}}
     steps = {

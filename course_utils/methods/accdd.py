@@ -26,16 +26,16 @@ Its cost is the many networks: thousands of outer iterations, each from a fresh 
       d_{k,i} \leftarrow d_{k,i}\,\frac{\lVert\tilde\theta_{m,i}\rVert}{\lVert d_{k,i}\rVert},\qquad
       \rho_k = \pm U(\rho_{\min}, \rho_{\max}),
 
-  for every filter :math:`i` (``networks.perturb``; the reference's :math:`\rho \in [0.01, 0.09]`, random sign), so
+  for every filter :math:`i` (``samplers.perturb``; the reference's :math:`\rho \in [0.01, 0.09]`, random sign), so
   that a handful of trained networks becomes an unlimited supply of different ones near them, for free.
 
 One outer step (``ModelAugmentedMatching.step``) draws :math:`\theta_0` from the sampler and runs
-``inner_loop`` = :math:`T` times: one matching step (DC's ``GradientMatching.match``: per-class gradients,
+``outer_loop`` = :math:`T` times: one matching step (DC's ``GradientMatching.match``: per-class gradients,
 ``distance``, siamese DSA of each class's real and synthetic batch; one SGD step on the images),
 
 .. math::  \mathcal S \leftarrow \mathcal S - \eta_{\mathcal S}\,\nabla_{\mathcal S}\sum_c D(\dots),
 
-then, except after the last one, ``net_steps`` SGD updates of the network on **real** batches (IDC's inner loop;
+then, except after the last one, ``inner_loop`` SGD updates of the network on **real** batches (IDC's inner loop;
 DC trains on :math:`\mathcal S` instead),
 
 .. math::  \theta_{t+1} = \theta_t - \eta_\theta\,\nabla_\theta\,\ell(\mathcal A'(\mathcal T_b);\theta_t)
@@ -43,11 +43,11 @@ DC trains on :math:`\mathcal S` instead),
 
 on ``batch_net`` random real images, each augmented on its own (DSA with per-image parameters, cutout replaced by
 CutMix with probability ``cutmix``, as the reference). The three samplers notebook 07 compares are just three values
-of ``model=``: (a) ``networks.FreshInit`` (IDC without multi-formation), (b) an ``EarlyStagePool`` without
+of ``model=``: (a) ``samplers.FreshInit`` (IDC without multi-formation), (b) an ``EarlyStagePool`` without
 perturbation, (c) with it (Acc-DD).
 
-Defaults follow the reference code (``ncsu-dk-lab/Acc-DD``, IDC's ``argument.py``): ``inner_loop`` 100,
-``net_steps`` 8 (its 500 real images per inner step in batches of 64), ``batch_real`` 64, ``distance`` "mse",
+Defaults follow the reference code (``ncsu-dk-lab/Acc-DD``, IDC's ``argument.py``): ``outer_loop`` 100,
+``inner_loop`` 8 (its 500 real images per inner step in batches of 64), ``batch_real`` 64, ``distance`` "mse",
 image SGD momentum 0.5, augmentation ``color_crop_cutout`` with every op applied, a pool of 5 ConvNets trained 2
 epochs with the network-training settings. Not the reference's: ``lr_img`` (its images are unnormalised pixels and
 its MNIST metric is l1; here they are normalised and the distance is the squared error, so the value is ours: of 0.1,
@@ -71,13 +71,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Generator, Tensor
 
-from .. import loop, matching, trajectories, validate
-from ..augment import DSA, DSAFields, parse_strategy
-from ..data import ImageSet
-from ..hparams import LoopConfig, parse
-from ..networks import EarlyStagePool, ExpertTrajectories, FreshInit, NetworkSampler, as_sampler, check_perturbation
-from ..synthetic import INITS, SyntheticSet
+from ..core import validate
+from ..data.augment import DSA, DSAFields, parse_strategy
+from ..data.datasets import ImageSet
+from ..nets import trajectories
+from ..nets.samplers import (
+    EarlyStagePool,
+    ExpertTrajectories,
+    FreshInit,
+    NetworkSampler,
+    as_sampler,
+    check_perturbation,
+)
+from ..records.synthetic import INITS, SyntheticSet
+from . import loop, matching
 from .dc import IMPLEMENTATION_CHOICES, GradientMatching
+from .hparams import ImageSGD, LoopConfig, parse
 
 __all__ = [
     "VARIANTS",
@@ -96,16 +105,16 @@ VARIANTS: tuple[str, ...] = ("fresh", "early_stage", "early_stage_perturbed")
 
 
 @dataclass(frozen=True)
-class Config(DSAFields, LoopConfig):
+class Config(DSAFields, ImageSGD, LoopConfig):
     """Hyperparameters of Acc-DD (defaults: the reference code's, except ``lr_img``; see the module docstring), with
     DSA's (``augment.DSAFields``; here ``strategy`` "color_crop_cutout" and ``dsa_mode`` "all", IDC's matching
     augmentation). ``pool_*``, ``perturb``, ``magnitude`` and ``directions`` say which pool ``model=None`` builds
     (and how ``model=<an ExpertBuffer>`` is perturbed); a sampler given as ``model`` carries its own settings."""
 
     steps: int = 500  # outer iterations, each with a newly drawn network
-    checkpoint_every: int = 1  # an outer iteration holds inner_loop matching steps: save after each
-    inner_loop: int = 100  # matching steps per network (T)
-    net_steps: int = 8  # SGD updates of the network on real batches after each matching step but the last
+    checkpoint_every: int = 1  # an outer iteration holds outer_loop matching steps: save after each
+    outer_loop: int = 100  # matching steps per network (T)
+    inner_loop: int = 8  # SGD updates of the network on real batches after each matching step but the last
     batch_net: int = 64  # real images per network update
     lr_net: float = 0.01
     momentum_net: float = 0.9
@@ -128,8 +137,8 @@ class Config(DSAFields, LoopConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        validate.positive_int("inner_loop", self.inner_loop)
-        validate.non_negative_int("net_steps", self.net_steps)
+        validate.positive_int("outer_loop", self.outer_loop)
+        validate.non_negative_int("inner_loop", self.inner_loop)
         for name in ("batch_net", "batch_real", "bn_images_per_class", "pool_networks", "pool_epochs"):
             validate.positive_int(name, getattr(self, name))
         validate.positive_number("lr_net", self.lr_net)
@@ -190,8 +199,8 @@ class ModelAugmentedMatching(GradientMatching):
     """The state of an Acc-DD run: DC's gradient-matching state (``GradientMatching``: the images, their optimiser,
     ``match``), with networks drawn from a (pool) sampler and trained on real data between matching steps.
 
-    In ``GradientMatching``'s terms ``outer_loop`` is ``inner_loop`` (matching steps per network) and
-    ``inner_loop`` is ``net_steps`` (``schedule``).
+    ``outer_loop`` and ``inner_loop`` mean what they mean in DC: matching steps per network, and the network's
+    training between them (here ``inner_loop`` SGD updates on real batches; DC: epochs on the synthetic set).
     """
 
     divergence_hint = (
@@ -215,7 +224,7 @@ class ModelAugmentedMatching(GradientMatching):
         self.batch_net = min(config.batch_net, len(train_set))
 
     def schedule(self, ipc: int) -> tuple[int, int]:
-        return self.config.inner_loop, self.config.net_steps
+        return self.config.outer_loop, self.config.inner_loop
 
     def train_on_real(self, net: nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> Tensor:
         """``steps`` SGD updates of ``net`` on batches of ``batch_net`` random real images (without replacement
@@ -243,7 +252,7 @@ class ModelAugmentedMatching(GradientMatching):
         return total / max(steps, 1)
 
     def step(self, k: int) -> tuple[float, dict[str, float]]:
-        """One outer iteration: draw a network, then ``inner_loop`` matching steps with ``net_steps`` real-data
+        """One outer iteration: draw a network, then ``outer_loop`` matching steps with ``inner_loop`` real-data
         updates of the network between them. Returns the mean matching loss; ``metrics``: the mean real-data loss
         of the first and of the last block of network updates (when there are any).
 
@@ -280,8 +289,8 @@ class ModelAugmentedMatching(GradientMatching):
         meta: dict[str, Any] = {
             "variant": variant(self.sampler),
             "pretrain_seconds": 0.0 if isinstance(self.sampler, FreshInit) else seconds,
-            "inner_loop": self.outer_loop,
-            "net_steps": self.inner_loop,
+            "outer_loop": self.outer_loop,
+            "inner_loop": self.inner_loop,
             "batch_real_used": self.batch_real,
             "batch_net_used": self.batch_net,
         }
@@ -292,7 +301,7 @@ class ModelAugmentedMatching(GradientMatching):
 
 def pool_folder(root: str | os.PathLike | None = None) -> Path:
     """Where ``early_stage_pool`` keeps its networks: ``root``, or ``<output>/early_stage_pools``."""
-    from ..results import output_dir
+    from ..records.results import output_dir
 
     return Path(root) if root is not None else output_dir() / "early_stage_pools"
 
@@ -370,7 +379,7 @@ def _sampler(model: Any, config: Config, train_set: ImageSet) -> NetworkSampler:
     if isinstance(model, ExpertTrajectories):
         raise TypeError(
             "Acc-DD draws whole networks, not expert segments: pass the buffer itself (model=buffer) or "
-            "networks.EarlyStagePool.from_buffer(buffer)"
+            "samplers.EarlyStagePool.from_buffer(buffer)"
         )
     return as_sampler(model, "convnet")
 
@@ -386,7 +395,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
       ``<output>/early_stage_pools`` (the first call trains it, later ones load it), perturbed when ``perturb``;
     - a ``trajectories.ExpertBuffer`` (e.g. from ``early_stage_pool``'s folder or ``train_experts``): its networks
       at their last epoch, perturbed with this config's ``magnitude`` and ``directions`` when ``perturb``;
-    - any network sampler or what becomes one (``networks.as_sampler``): an ``EarlyStagePool`` as it is; a model name,
+    - any network sampler or what becomes one (``samplers.as_sampler``): an ``EarlyStagePool`` as it is; a model name,
       a function or ``FreshInit`` draws fresh random networks (variant "fresh", IDC without multi-formation).
 
     ``hparams``: the fields of ``Config``. ``callback(event)``: a ``loop.StepEvent`` after every outer iteration

@@ -40,9 +40,9 @@ gradients) avoid long unrolls.
 
 Two variants, chosen by the network sampler ``model=`` (``course_utils.networks``):
 
-- fixed init (``networks.FixedInit``, or an ``nn.Module``: its weights): one initialisation :math:`\theta_0` at
+- fixed init (``samplers.FixedInit``, or an ``nn.Module``: its weights): one initialisation :math:`\theta_0` at
   every outer step; the result is meant to train *that* network (``meta["fixed_init"]`` holds it);
-- random init (a model name or ``networks.FreshInit``): a fresh :math:`\theta_0\sim p(\theta_0)` at every outer
+- random init (a model name or ``samplers.FreshInit``): a fresh :math:`\theta_0\sim p(\theta_0)` at every outer
   step; the result should train unseen initialisations.
 
 The method's own evaluation (``evaluate_schedule``) replays the unroll: :math:`T` plain SGD steps with the learned
@@ -60,20 +60,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Generator
 
-from .. import cost, loop, networks, validate
-from ..data import ImageSet
-from ..hparams import LoopConfig, parse
-from ..networks import NetworkSampler as Sampler
-from ..repro import resolve_device
-from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
-from ..training import EvalResult, accuracy, model_seed
+from ..core import cost, validate
+from ..core.repro import resolve_device
+from ..data.datasets import ImageSet
+from ..evaluation.training import EvalResult, accuracy, model_seed
+from ..nets import samplers
+from ..nets.samplers import NetworkSampler as Sampler
+from ..records.synthetic import INITS, SyntheticSet, class_labels, initial_images
+from . import loop
+from .hparams import LoopConfig, parse
 
 try:  # the differentiable-optimiser library; imported lazily so course_utils works without it
     import higher
@@ -168,12 +170,12 @@ class Config(LoopConfig):
     distill_epochs: int = 3  # passes over the groups; T = distill_steps * distill_epochs
     batch_size: int = 1024  # real images per outer step (uniform, with replacement)
     lr_init: float = 0.02  # initial step size of every inner step
-    image_lr: float = 0.01  # Adam(betas 0.5, 0.999) on the images
+    lr_img: float = 0.01  # Adam(betas 0.5, 0.999) on the images
     step_lr: float = 0.01  # Adam on ρ (η = softplus(ρ))
     decay_every: int | None = None  # multiply both Adam rates by decay_factor every this many steps
     decay_factor: float = 0.5
-    image_init: str = "noise"  # noise | real
-    weight_init: str = "xavier"  # how a model given by name draws θ0 (networks.WEIGHT_INITS)
+    init: str = "noise"  # noise | real
+    weight_init: str = "xavier"  # how a model given by name draws θ0 (samplers.WEIGHT_INITS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -181,10 +183,18 @@ class Config(LoopConfig):
         validate.positive_int("distill_epochs", self.distill_epochs)
         validate.positive_int("batch_size", self.batch_size)
         validate.positive_int("decay_every", self.decay_every, allow_none=True)
-        for name in ("lr_init", "image_lr", "step_lr", "decay_factor"):
+        for name in ("lr_init", "lr_img", "step_lr", "decay_factor"):
             validate.positive_number(name, getattr(self, name))
-        validate.choice("image_init", self.image_init, INITS)
-        validate.choice("weight_init", self.weight_init, networks.WEIGHT_INITS)
+        validate.choice("init", self.init, INITS)
+        validate.choice("weight_init", self.weight_init, samplers.WEIGHT_INITS)
+
+    def image_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        """Adam (betas 0.5, 0.999) on the images, ``lr_img``."""
+        return torch.optim.Adam(list(params), lr=self.lr_img, betas=(0.5, 0.999))
+
+    def step_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        """Adam (betas 0.5, 0.999) on ρ, ``step_lr``."""
+        return torch.optim.Adam(list(params), lr=self.step_lr, betas=(0.5, 0.999))
 
 
 class Bilevel(loop.Distiller):
@@ -202,14 +212,14 @@ class Bilevel(loop.Distiller):
         self.T = self.distill_steps * config.distill_epochs
         self.divergence_hint = (
             f"the step sizes grew too large for the synthetic images (lower step_lr="
-            f"{config.step_lr} or lr_init={config.lr_init}) or image_lr={config.image_lr} is "
+            f"{config.step_lr} or lr_init={config.lr_init}) or lr_img={config.lr_img} is "
             "too high"
         )
         self.labels = class_labels(K, ipc, device)
-        self.images = initial_images(train_set, ipc, config.image_init, generator).requires_grad_(True)
+        self.images = initial_images(train_set, ipc, config.init, generator).requires_grad_(True)
         self.rho = torch.full((self.T,), softplus_inverse(config.lr_init), device=device, requires_grad=True)
-        self.opt_images = torch.optim.Adam([self.images], lr=config.image_lr, betas=(0.5, 0.999))
-        self.opt_rho = torch.optim.Adam([self.rho], lr=config.step_lr, betas=(0.5, 0.999))
+        self.opt_images = config.image_optimizer([self.images])
+        self.opt_rho = config.step_optimizer([self.rho])
         self.schedulers = (
             [
                 torch.optim.lr_scheduler.StepLR(o, config.decay_every, config.decay_factor)
@@ -269,7 +279,7 @@ class Bilevel(loop.Distiller):
         return self.images.detach()
 
     def synthetic_set(self) -> SyntheticSet:
-        fixed = isinstance(self.sampler, networks.FixedInit)
+        fixed = isinstance(self.sampler, samplers.FixedInit)
         meta = {
             "init": "fixed" if fixed else "random",
             "step_sizes": F.softplus(self.rho.detach()).tolist(),
@@ -292,11 +302,11 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
         \theta_{t+1} = \theta_t - \operatorname{softplus}(\rho_t)\,\nabla_\theta \ell(\tilde x_{g(t)}; \theta_t),\quad
         \tilde x \leftarrow \mathrm{Adam}(\nabla_{\tilde x} L),\ \rho \leftarrow \mathrm{Adam}(\nabla_\rho L).
 
-    ``model``: a network sampler (``networks.as_sampler``): a name (default ``"lenet"``, the paper's MNIST network;
-    a fresh θ₀ per step drawn with ``weight_init``), ``networks.FixedInit`` or an ``nn.Module`` (fixed θ₀).
+    ``model``: a network sampler (``samplers.as_sampler``): a name (default ``"lenet"``, the paper's MNIST network;
+    a fresh θ₀ per step drawn with ``weight_init``), ``samplers.FixedInit`` or an ``nn.Module`` (fixed θ₀).
     ``hparams``: the fields of ``Config``: ``steps``; ``distill_steps`` (default ``ipc``: one image per class per
     step, as the paper) groups and ``distill_epochs`` passes, T = distill_steps·distill_epochs; ``lr_init``;
-    ``image_lr`` / ``step_lr`` (Adam rates, times ``decay_factor`` every ``decay_every`` steps); ``image_init``
+    ``lr_img`` / ``step_lr`` (Adam rates, times ``decay_factor`` every ``decay_every`` steps); ``init``
     (``"noise"``, as the paper, or ``"real"``); ``weight_init``; ``checkpoint``.
 
     Returns a ``SyntheticSet`` (class by class) whose ``meta`` holds ``step_sizes`` (the T learned η_t), ``groups``,
@@ -305,7 +315,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     the course protocol's many epochs of momentum SGD.
     """
     config = parse("dd", Config, hparams)
-    sampler = networks.as_sampler(model, "lenet", weight_init=config.weight_init)
+    sampler = samplers.as_sampler(model, "lenet", weight_init=config.weight_init)
 
     def build() -> Bilevel:
         return Bilevel(train_set, ipc, generator=generator, config=config, sampler=sampler)
@@ -351,7 +361,7 @@ def evaluate_schedule(
     *,
     step_sizes: Sequence[float],
     distill_steps: int = 1,
-    model: str | networks.FreshInit = "lenet",
+    model: str | samplers.FreshInit = "lenet",
     fixed_init: dict | None = None,
     num_models: int = 10,
     seed: int = 0,
@@ -370,8 +380,8 @@ def evaluate_schedule(
     K = test.num_classes
     ipc = len(images) // K
     groups = step_groups(K, ipc, distill_steps, device)
-    sampler = networks.as_sampler(model, "lenet", weight_init=weight_init)
-    if not isinstance(sampler, networks.FreshInit):
+    sampler = samplers.as_sampler(model, "lenet", weight_init=weight_init)
+    if not isinstance(sampler, samplers.FreshInit):
         raise TypeError(f"evaluate_schedule needs an architecture (a name or FreshInit), got {sampler!r}")
     sampler = sampler.bind(test.info, device)
     name = sampler.name
@@ -442,7 +452,7 @@ def measure_unroll_cost(
     if images_per_step % K:
         raise ValueError(f"images_per_step={images_per_step} must be a multiple of the {K} classes")
     ipc = images_per_step // K
-    net = networks.as_sampler(model, "lenet", weight_init="xavier").bind(train_set.info, device).sample(generator)
+    net = samplers.as_sampler(model, "lenet", weight_init="xavier").bind(train_set.info, device).sample(generator)
     images = (
         torch.randn((images_per_step, *train_set.images.shape[1:]), generator=generator, device=generator.device)
         .to(device)

@@ -48,12 +48,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Generator
 
-from .. import loop, matching, networks, validate
-from ..augment import DSA, DSAFields
-from ..data import ImageSet
-from ..hparams import LoopConfig, parse
-from ..networks import NetworkSampler as Sampler
-from ..synthetic import INITS, SyntheticSet
+from ..core import validate
+from ..data.augment import DSA, DSAFields
+from ..data.datasets import ImageSet
+from ..nets import samplers
+from ..nets.samplers import NetworkSampler as Sampler
+from ..records.synthetic import INITS, SyntheticSet
+from . import loop, matching
+from .hparams import ImageSGD, LoopConfig, parse
 
 __all__ = ["LOOPS", "INITS", "Config", "GradientMatching", "loop_schedule", "distill", "gradient_matching"]
 
@@ -77,7 +79,7 @@ def loop_schedule(ipc: int, outer_loop: int | None = None, inner_loop: int | Non
 
 
 @dataclass(frozen=True)
-class Config(LoopConfig):
+class Config(ImageSGD, LoopConfig):
     """Hyperparameters of DC (defaults: the reference code's, except ``init``; see ``distill``)."""
 
     steps: int = 1000  # outer iterations, each with a fresh network
@@ -233,7 +235,7 @@ def gradient_matching(
     dsa: DSA | None,
 ) -> SyntheticSet:
     """The DC / DSA run on the shared loop (``dsa=None``: DC)."""
-    sampler = networks.as_sampler(model, "convnet")
+    sampler = samplers.as_sampler(model, "convnet")
 
     def build() -> GradientMatching:
         return GradientMatching(
@@ -246,8 +248,8 @@ def gradient_matching(
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """DC: learn ``ipc`` images per class by layer-wise gradient matching (no augmentation).
 
-    ``model``: a network sampler or what becomes one (``networks.as_sampler``; default a fresh ``"convnet"``
-    every iteration, e.g. ``networks.FreshInit("convnet", width=32)``). ``hparams``: the fields of ``Config``
+    ``model``: a network sampler or what becomes one (``samplers.as_sampler``; default a fresh ``"convnet"``
+    every iteration, e.g. ``samplers.FreshInit("convnet", width=32)``). ``hparams``: the fields of ``Config``
     (``steps``, ``init``, ``distance``, ``lr_img``, ``batch_real``, ``checkpoint``, ...). ``callback(event)``: a
     ``loop.StepEvent`` after every iteration. Defaults follow the reference code, except ``init="real"`` (its
     default is noise; the DSA code uses real): short runs need the head start.

@@ -51,12 +51,14 @@ import torch
 import torch.nn as nn
 from torch import Generator, Tensor
 
-from .. import loop, matching, networks, validate
-from ..augment import DSA, DSAFields
-from ..data import ImageSet
-from ..hparams import LoopConfig, parse
-from ..networks import NetworkSampler as Sampler
-from ..synthetic import INITS, SyntheticSet
+from ..core import validate
+from ..data.augment import DSA, DSAFields
+from ..data.datasets import ImageSet
+from ..nets import samplers
+from ..nets.samplers import NetworkSampler as Sampler
+from ..records.synthetic import INITS, SyntheticSet
+from . import loop, matching
+from .hparams import ImageSGD, LoopConfig, parse
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -73,7 +75,7 @@ IMPLEMENTATIONS: tuple[str, ...] = ("batched", "loop")
 
 
 @dataclass(frozen=True)
-class Config(DSAFields, LoopConfig):
+class Config(DSAFields, ImageSGD, LoopConfig):
     """Hyperparameters of DM (defaults: the reference code's ``main_DM.py``), with DSA's (``augment.DSAFields``:
     ``strategy`` None = ``strategy_for(dataset)``, ``"none"`` = no augmentation; ``dsa_params``; ``dsa_mode``)."""
 
@@ -232,13 +234,13 @@ class DistributionMatching(loop.ImageDistiller):
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """DM: learn ``ipc`` images per class by matching mean embeddings of randomly initialised networks.
 
-    ``model``: a network sampler or what becomes one (``networks.as_sampler``; default a fresh ``"convnet"`` every
-    iteration, e.g. ``networks.FreshInit("convnet", width=32)``); its networks need ``embed``. ``hparams``: the
+    ``model``: a network sampler or what becomes one (``samplers.as_sampler``; default a fresh ``"convnet"`` every
+    iteration, e.g. ``samplers.FreshInit("convnet", width=32)``); its networks need ``embed``. ``hparams``: the
     fields of ``Config`` (``steps``, ``init``, ``lr_img``, ``batch_real``, ``strategy``, ``implementation``,
     ``checkpoint``, ...). ``callback(event)``: a ``loop.StepEvent`` after every iteration.
     """
     config = parse("dm", Config, hparams).resolved(train_set.name)
-    sampler = networks.as_sampler(model, "convnet")
+    sampler = samplers.as_sampler(model, "convnet")
 
     def build() -> DistributionMatching:
         return DistributionMatching(

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from torch import Generator
 
-from ..data import ImageSet
-from ..hparams import parse
+from ..data.datasets import ImageSet
 from .dc import DSAConfig, gradient_matching
+from .hparams import parse
 
 __all__ = ["Config", "distill"]
 

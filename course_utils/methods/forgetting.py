@@ -19,11 +19,13 @@ from typing import Any
 import torch
 from torch import Generator
 
-from .. import loop, networks, validate
-from ..data import ImageSet
-from ..hparams import parse
-from ..synthetic import SyntheticSet
-from ..training import Protocol, train
+from ..core import validate
+from ..data.datasets import ImageSet
+from ..evaluation.training import Protocol, train
+from ..nets import samplers
+from ..records.synthetic import SyntheticSet
+from . import loop
+from .hparams import parse
 from .selection import as_synthetic, candidate_pool, check_ipc, top_per_class
 
 __all__ = ["Config", "ForgettingTracker", "ForgettingStatistics", "compute_statistics", "distill", "ranking_scores"]
@@ -91,10 +93,10 @@ def compute_statistics(
     pool_per_class: int | None = None,
     protocol: Protocol = Protocol(),
 ) -> ForgettingStatistics:
-    """Train a network from ``model`` (a sampler or a name; ``networks.as_sampler``) on the pool for ``epochs``
+    """Train a network from ``model`` (a sampler or a name; ``samplers.as_sampler``) on the pool for ``epochs``
     epochs with the protocol's optimiser, counting forgetting events."""
     validate.positive_int("epochs", epochs)
-    sampler = networks.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
+    sampler = samplers.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
     pool = candidate_pool(train_set, pool_per_class, generator)
     images, labels = train_set.images[pool], train_set.labels[pool]
     net = sampler.sample(generator)
@@ -140,5 +142,5 @@ def distill(
             counting_model=stats.model,
         )
 
-    spec = {"model": networks.as_sampler(model, "convnet").spec() if statistics is None else statistics.model}
+    spec = {"model": samplers.as_sampler(model, "convnet").spec() if statistics is None else statistics.model}
     return loop.one_shot("forgetting", compute, train_set, ipc, config, spec, callback)

@@ -7,7 +7,7 @@ For class c with features f_i and mean μ_c, after choosing S_{k-1} (sum s_{k-1}
 
 All classes advance together: features are padded to C×n_max×d and each step is one batched
 matrix-vector product. The DC paper herds in the feature space of a ConvNet trained on the full
-data: pass that network as ``model`` (a fixed network, ``networks.FixedInit``); ``model=None`` herds in pixel
+data: pass that network as ``model`` (a fixed network, ``samplers.FixedInit``); ``model=None`` herds in pixel
 space, and a name (a fresh random network) herds in the features of an untrained network.
 """
 
@@ -19,10 +19,12 @@ import torch
 import torch.nn as nn
 from torch import Generator
 
-from .. import loop, networks, validate
-from ..data import ImageSet
-from ..hparams import parse
-from ..synthetic import SyntheticSet
+from ..core import validate
+from ..data.datasets import ImageSet
+from ..nets import samplers
+from ..records.synthetic import SyntheticSet
+from . import loop
+from .hparams import parse
 from .selection import as_synthetic, candidate_pool, check_ipc
 
 __all__ = ["Config", "distill", "embed", "herd"]
@@ -80,12 +82,12 @@ def herd(features: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: in
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """Herding coreset of ``ipc`` images per class, chosen among ``pool_per_class`` per class (None = all).
 
-    ``model``: the network whose ``embed`` gives the features (``networks.as_sampler``: a trained ``nn.Module`` is
+    ``model``: the network whose ``embed`` gives the features (``samplers.as_sampler``: a trained ``nn.Module`` is
     used as it is); ``None``: pixels.
     """
     config = parse("herding", Config, hparams)
     check_ipc(ipc, train_set)
-    sampler = None if model is None else networks.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
+    sampler = None if model is None else samplers.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
 
     def compute() -> SyntheticSet:
         pool = candidate_pool(train_set, config.pool_per_class, generator)

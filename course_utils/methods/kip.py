@@ -10,23 +10,24 @@ so K_SS = F_S F_Sᵀ (m×m) and K_tS (K_SS + λ̃I)⁻¹Y_S = F_t (F_Sᵀ α), �
 block is never formed. Target batches hold b/k images of every class (``ImageSet.sample_per_class`` with replacement);
 the targets' features do not change, so they are computed once for the whole training set and cached.
 The model a KIP set defines is the KRR predictor f(x) = Y_S(K_SS + λ̃I)⁻¹ K_Sx, i.e. W = Y_S(K_SS + λ̃I)⁻¹F_S
-(``support_weights``). Settings of the reference runs: Adam, lr 0.01 (MNIST), 30 000 steps, b = 5000.
+(``support_weights``). Settings of the reference runs: Adam, lr_img 0.01 (MNIST), 30 000 steps, b = 5000.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import Generator
 
-from .. import feature_maps, loop, ridge, validate
-from ..data import ImageSet
-from ..feature_maps import FeatureMap
-from ..hparams import LoopConfig, parse
-from ..repro import derive_seed
-from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
+from ..core import validate
+from ..core.repro import derive_seed
+from ..data.datasets import ImageSet
+from ..records.synthetic import INITS, SyntheticSet, class_labels, initial_images
+from . import feature_maps, loop, ridge
+from .feature_maps import FeatureMap
+from .hparams import LoopConfig, parse
 
 __all__ = ["Config", "distill", "kip_loss", "krr_predict", "regulariser", "support_weights"]
 
@@ -67,12 +68,12 @@ def support_weights(
 
 @dataclass(frozen=True)
 class Config(LoopConfig):
-    """Hyperparameters of KIP (the reference's: Adam, lr 0.01 on MNIST, 30 000 steps, b = 5000)."""
+    """Hyperparameters of KIP (the reference's: Adam, lr_img 0.01 on MNIST, 30 000 steps, b = 5000)."""
 
     steps: int = 1000
     checkpoint_every: int = 1000
     batch_size: int = 5000  # target images per step, batch_size // k per class
-    lr: float = 0.01  # Adam on the images (and labels)
+    lr_img: float = 0.01  # Adam on the images (and labels)
     reg: float = 1e-6  # λ̃ = reg · tr(K_SS) / m
     learn_labels: bool = True  # also learn Y_S (soft labels)
     init: str = "real"  # real | noise
@@ -80,10 +81,14 @@ class Config(LoopConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         validate.positive_int("batch_size", self.batch_size)
-        validate.positive_number("lr", self.lr)
+        validate.positive_number("lr_img", self.lr_img)
         validate.positive_number("reg", self.reg)
         validate.choice("learn_labels", self.learn_labels, (True, False))
         validate.choice("init", self.init, INITS)
+
+    def image_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        """Adam on the images (and the labels when they are learned), ``lr_img``."""
+        return torch.optim.Adam(list(params), lr=self.lr_img)
 
 
 class Kip(loop.Distiller):
@@ -100,7 +105,7 @@ class Kip(loop.Distiller):
             )
         self.fmap = fmap
         self.divergence_hint = (
-            f"lr={config.lr} is probably too high for this feature map, or K_SS + λ̃I became "
+            f"lr_img={config.lr_img} is probably too high for this feature map, or K_SS + λ̃I became "
             f"singular (raise reg={config.reg})"
         )
         # the targets' features never change: computed once for the whole training set
@@ -113,7 +118,7 @@ class Kip(loop.Distiller):
         self.X_S = initial_images(train_set, ipc, config.init, generator).float().requires_grad_(True)
         self.Y_S = torch.nn.functional.one_hot(self.labels0, k).float().requires_grad_(config.learn_labels)
         self.params = [self.X_S, self.Y_S] if config.learn_labels else [self.X_S]
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        self.optimizer = config.image_optimizer(self.params)
 
     def step(self, k: int) -> tuple[float, dict[str, float]]:
         idx = self.train_set.sample_per_class(self.per_class, self.generator, replacement=True).flatten()

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Generator
 
-from .. import feature_maps, loop, ridge, validate
-from ..data import ImageSet
-from ..hparams import parse
-from ..repro import derive_seed
-from ..synthetic import INITS, SyntheticSet, class_labels, initial_images
+from ..core import validate
+from ..core.repro import derive_seed
+from ..data.datasets import ImageSet
+from ..records.synthetic import INITS, SyntheticSet, class_labels, initial_images
+from . import feature_maps, loop, ridge
+from .hparams import parse
 from .selection import check_ipc
 
 __all__ = [

@@ -41,13 +41,14 @@ import torch.nn.functional as F
 from torch import Generator, Tensor
 from torch.func import functional_call
 
-from .. import cost, loop, validate
-from ..augment import DSA, DSAFields
-from ..data import ImageSet
-from ..hparams import LoopConfig, parse
-from ..networks import ExpertTrajectories
-from ..synthetic import INITS, SyntheticSet
-from ..trajectories import ExpertBuffer
+from ..core import cost, validate
+from ..data.augment import DSA, DSAFields
+from ..data.datasets import ImageSet
+from ..nets.samplers import ExpertTrajectories
+from ..nets.trajectories import ExpertBuffer
+from ..records.synthetic import INITS, SyntheticSet
+from . import loop
+from .hparams import ImageSGD, LoopConfig, parse
 
 __all__ = [
     "PAPER_SETTINGS",
@@ -79,7 +80,7 @@ PAPER_SETTINGS: dict[tuple[str, int], dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class Config(DSAFields, LoopConfig):
+class Config(DSAFields, ImageSGD, LoopConfig):
     """Hyperparameters of MTT (defaults: the reference's ``distill.py``), with DSA's (``augment.DSAFields``)."""
 
     steps: int = 5000  # iterations (each: one expert segment, N student steps, one update)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from torch import Generator
 
-from .. import loop
-from ..data import ImageSet
-from ..hparams import parse
-from ..synthetic import SyntheticSet
+from ..data.datasets import ImageSet
+from ..records.synthetic import SyntheticSet
+from . import loop
+from .hparams import parse
 from .selection import as_synthetic, check_ipc, no_network
 
 __all__ = ["Config", "distill"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import validate
-from ..data import ImageSet
-from ..synthetic import SyntheticSet
+from ..core import validate
+from ..data.datasets import ImageSet
+from ..records.synthetic import SyntheticSet
 
 
 def check_ipc(ipc: int, train_set: ImageSet) -> None:

@@ -1,6 +1,6 @@
 r"""ZEN: one synthetic set for every architecture, by a worst case over architecture families: method ``"zen"``.
 
-Dataset distillation as a bilevel problem over :math:`A` architecture families (an ``networks.ArchitecturePool``),
+Dataset distillation as a bilevel problem over :math:`A` architecture families (an ``samplers.ArchitecturePool``),
 each with its own inner problem:
 
 .. math::
@@ -40,7 +40,7 @@ After :math:`J` steps from a random initialisation the weights are not at a mini
 eigenvalues and the Neumann terms may grow: every step records ``neumann_diverged`` (1 if the series grew by more
 than ``hypergrad.DIVERGENCE_GROWTH``), and the run warns once at the end with the fraction of such steps.
 
-The images are updated by Adam (lr ``lr_img``, betas (``momentum_img``, 0.999)): it is invariant to the
+The images are updated by Adam (lr ``lr_img``, betas (``beta1``, 0.999)): it is invariant to the
 hypergradient's scale, which differs by orders of magnitude between the IFT variants (:math:`H^{-1}` against
 :math:`I`), so comparing them compares directions, not step sizes. The reference run (MNIST: LeNet, VGG, ResNet18,
 ConvNet; 30 inner steps at lr 0.02; Neumann K = 5) is what the defaults follow, with real rather than noise
@@ -52,18 +52,19 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Generator, Tensor
 
-from .. import cost, hypergrad, loop, validate
-from ..data import ImageSet
-from ..hparams import LoopConfig, parse
-from ..networks import ArchitecturePool, FreshInit, NetworkSampler
-from ..synthetic import INITS, SyntheticSet
+from ..core import cost, validate
+from ..data.datasets import ImageSet
+from ..nets.samplers import ArchitecturePool, FreshInit, NetworkSampler
+from ..records.synthetic import INITS, SyntheticSet
+from . import hypergrad, loop
+from .hparams import LoopConfig, parse
 
 try:  # for the unrolled comparison only; imported lazily so the method works without it
     import higher
@@ -105,7 +106,7 @@ class Config(LoopConfig):
     cg_iterations: int = 5
     aggregate: str = "max"  # max (ZEN's worst case) | mean
     lr_img: float = 0.01  # Adam on the images
-    momentum_img: float = 0.5  # Adam's beta1
+    beta1: float = 0.5  # Adam's β1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -120,7 +121,11 @@ class Config(LoopConfig):
         validate.positive_int("cg_iterations", self.cg_iterations)
         validate.choice("aggregate", self.aggregate, AGGREGATES)
         validate.positive_number("lr_img", self.lr_img)
-        validate.number_in("momentum_img", self.momentum_img, 0, 1)
+        validate.number_in("beta1", self.beta1, 0, 1)
+
+    def image_optimizer(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+        """Adam on the images (``lr_img``, betas (``beta1``, 0.999))."""
+        return torch.optim.Adam(list(params), lr=self.lr_img, betas=(self.beta1, 0.999))
 
 
 def as_pool(model: Any) -> ArchitecturePool:
@@ -134,8 +139,8 @@ def as_pool(model: Any) -> ArchitecturePool:
         model = [model]
     if isinstance(model, NetworkSampler) or isinstance(model, nn.Module) or not isinstance(model, Sequence):
         raise TypeError(
-            "ZEN's model= is an architecture pool: networks.ArchitecturePool([...]), a list of model names or "
-            f"networks.FreshInit samplers, or one of them; got {type(model).__name__} (ZEN draws fresh weights of "
+            "ZEN's model= is an architecture pool: samplers.ArchitecturePool([...]), a list of model names or "
+            f"samplers.FreshInit samplers, or one of them; got {type(model).__name__} (ZEN draws fresh weights of "
             "every family at every step, so a fixed network or another sampler does not fit)"
         )
     return ArchitecturePool(list(model))
@@ -206,7 +211,6 @@ class WorstCaseDistiller(loop.ImageDistiller):
 
     def __init__(self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, pool: ArchitecturePool):
         super().__init__(train_set, ipc, generator, config, sampler=pool)
-        self.optimizer = torch.optim.Adam([self.images], lr=config.lr_img, betas=(config.momentum_img, 0.999))
         self.families = family_labels(pool)
         K = self.num_classes
         self.real_labels = torch.arange(K, device=self.device).repeat_interleave(self.batch_real)
@@ -279,8 +283,8 @@ def distill(
 ) -> SyntheticSet:
     """ZEN: learn ``ipc`` images per class that minimise the worst real-data loss over architecture families.
 
-    ``model``: the families (``as_pool``: default ``DEFAULT_POOL``; e.g. ``networks.ArchitecturePool(["convnet",
-    networks.FreshInit("resnet18", width=8)])``). ``hparams``: the fields of ``Config`` (``steps``,
+    ``model``: the families (``as_pool``: default ``DEFAULT_POOL``; e.g. ``samplers.ArchitecturePool(["convnet",
+    samplers.FreshInit("resnet18", width=8)])``). ``hparams``: the fields of ``Config`` (``steps``,
     ``inner_steps``, ``lr_net``, ``hypergradient``, ``neumann_terms``, ``neumann_alpha``, ``aggregate``, ``lr_img``,
     ``checkpoint``, ...). ``callback(event)``: a ``loop.StepEvent`` after every step (``metrics``: ``loss_<family>``,
     ``worst``, ``neumann_diverged``). ``meta["history"]["worst"]`` says which family was the worst at every step.

@@ -20,9 +20,13 @@ from typing import Any, Mapping
 
 import torch
 
-from . import methods, networks, protocol, repro, results, training, validate
-from .data import ImageSet
-from .synthetic import SyntheticSet
+from .. import methods
+from ..core import repro, validate
+from ..data.datasets import ImageSet
+from ..evaluation import protocol, training
+from ..nets import samplers
+from ..records import results
+from ..records.synthetic import SyntheticSet
 
 __all__ = [
     "cross_architecture",
@@ -76,10 +80,10 @@ def eval_kwargs(cfg: Mapping[str, Any], method: str | None = None, dataset: str 
     }
 
 
-def distill_model(cfg: Mapping[str, Any], name: str | None = None) -> networks.FreshInit:
+def distill_model(cfg: Mapping[str, Any], name: str | None = None) -> samplers.FreshInit:
     """The sampler a profile distils with: a fresh ``name`` (default ``cfg["model"]``) at the profile's width."""
     name = name or cfg["model"]
-    return networks.FreshInit(name, **({"width": cfg["model_width"]} if name.startswith("convnet") else {}))
+    return samplers.FreshInit(name, **({"width": cfg["model_width"]} if name.startswith("convnet") else {}))
 
 
 def _merge(results_: list[training.EvalResult]) -> training.EvalResult:

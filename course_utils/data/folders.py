@@ -40,8 +40,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import data, validate
-from .data import DatasetInfo, ImageSet
+from . import datasets as data
+from ..core import validate
+from .datasets import DatasetInfo, ImageSet
 
 __all__ = ["IMAGE_EXTENSIONS", "MHIST_COLUMNS", "load_image_folder", "load_mhist"]
 

@@ -30,10 +30,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from . import __version__
-from .atomic import write_json
+from .. import __version__
+from ..core.atomic import write_json
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Committed results of runs worth keeping (GPU standard/full profiles).
 COMMITTED_DIR = REPO_ROOT / "results"
 

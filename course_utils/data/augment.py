@@ -109,7 +109,7 @@ def strategy_for(dataset_name: str) -> str:
             if _norm_name(name) == key:
                 return strategy
         # Imported here: data is heavy (torchvision) and augment is otherwise free of package imports.
-        from . import data
+        from . import datasets as data
 
         if key and key in {_norm_name(name) for name in data.registered_datasets()}:
             return USER_DATASET_STRATEGY

@@ -15,11 +15,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, TypeVar
+from typing import Any, Iterable, Mapping, TypeVar
 
-from . import validate
+import torch
 
-__all__ = ["UnknownHyperparameterError", "LoopConfig", "LOOP_FIELDS", "parse", "names", "as_dict", "identity_fields"]
+from ..core import validate
+
+__all__ = [
+    "UnknownHyperparameterError",
+    "LoopConfig",
+    "ImageSGD",
+    "LOOP_FIELDS",
+    "parse",
+    "names",
+    "as_dict",
+    "identity_fields",
+]
 
 C = TypeVar("C")
 
@@ -79,3 +90,12 @@ class LoopConfig:
             if isinstance(self.checkpoint, bool) or not isinstance(self.checkpoint, (str, os.PathLike)):
                 raise ValueError(f"checkpoint must be a file path, True or None, got {self.checkpoint!r}")
             object.__setattr__(self, "checkpoint", os.fspath(self.checkpoint))
+
+
+class ImageSGD:
+    """For the ``Config`` of a method whose images are updated by SGD with ``lr_img`` and ``momentum_img`` (DC, DSA,
+    DM, MTT, Acc-DD). Every iterative method's ``Config`` has ``image_optimizer``: the optimiser of its images is
+    made there, in one place (ZEN, DD and KIP use Adam)."""
+
+    def image_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.SGD(list(params), lr=self.lr_img, momentum=self.momentum_img)

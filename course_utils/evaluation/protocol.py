@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import torch
 
-from . import validate
-from .augment import DSA, DCAugment, strategy_for
+from ..core import validate
+from ..data.augment import DSA, DCAugment, strategy_for
 
 __all__ = ["Protocol", "PROTOCOL_NAMES", "PAPER_PROTOCOLS", "named", "for_method", "resolve"]
 

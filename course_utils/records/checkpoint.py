@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .atomic import write_bytes
+from ..core.atomic import write_bytes
 
 __all__ = ["MAGIC", "CheckpointError", "save", "load", "identity_hash", "differences"]
 

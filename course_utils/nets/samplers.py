@@ -38,9 +38,9 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from . import validate
+from ..core import validate
+from ..core.repro import derive_seed
 from .models import MODEL_NAMES, get_model
-from .repro import derive_seed
 
 __all__ = [
     "WEIGHT_INITS",
@@ -335,7 +335,7 @@ class EarlyStagePool(NetworkSampler):
         each stored flat snapshot θ*_epoch is loaded into a network of the buffer's architecture
         (``buffer.network``). Only parameters are stored in a buffer: batch-norm running statistics, if the
         architecture has any, start from their defaults."""
-        from .data import dataset_info
+        from ..data.datasets import dataset_info
         from .trajectories import ExpertBuffer
 
         if not isinstance(buffer, ExpertBuffer):

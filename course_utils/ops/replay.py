@@ -4,8 +4,8 @@ A cell of an instructor notebook that runs for tens of seconds starts with the m
 
     # long_run: dc_ipc1 --outputs runs,history
 
-and runs as usual (without ``%load_ext course_utils.replay`` the line is only a comment, and linters see the cell as
-the Python it is). With ``$COURSE_RECORD_DIR`` set (``python -m course_utils.grading record``), it also writes
+and runs as usual (without ``%load_ext course_utils.ops.replay`` the line is only a comment, and linters see the cell as
+the Python it is). With ``$COURSE_RECORD_DIR`` set (``python -m course_utils.ops.grading record``), it also writes
 ``<dir>/dc_ipc1.pt``: the values of the named outputs after the cell, what the cell printed and displayed (figures
 included), and its provenance (seconds, device, versions, commit, date, settings). The student release adds
 ``--recorded`` to the marker; the cell then loads that record instead of computing, assigns the outputs, shows the
@@ -14,7 +14,7 @@ made for other settings (``cfg``, the notebook's resolved parameters) or another
 for a run it does not describe. Deleting ``--recorded`` computes the cell as written.
 
 Records are looked up in ``$COURSE_RECORDED_DIR``, else in the package's ``recorded/`` folder. The extension
-(``%load_ext course_utils.replay``) turns a marked cell into a call of the ``%%long_run`` cell magic, which can also
+(``%load_ext course_utils.ops.replay``) turns a marked cell into a call of the ``%%long_run`` cell magic, which can also
 be written directly.
 """
 
@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from . import atomic, results
+from ..core import atomic
+from ..records import results
 
 FORMAT = 1
 PACKAGE_RECORDS = Path(__file__).parent / "recorded"
@@ -242,7 +243,7 @@ def _transform(lines: list[str]) -> list[str]:
 
 
 def load_ipython_extension(ipython) -> None:
-    """``%load_ext course_utils.replay``: registers ``%%long_run`` and the ``# long_run:`` marker."""
+    """``%load_ext course_utils.ops.replay``: registers ``%%long_run`` and the ``# long_run:`` marker."""
     ipython.register_magic_function(lambda line, cell: run_cell(line, cell, ipython), "cell", "long_run")
     if _transform not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(_transform)

@@ -6,13 +6,13 @@ A *cell* is (method, dataset, IPC). Every cell runs through ``experiment.run_met
 ``hparams``: per method a dict of hyperparameters whose integer keys hold per-IPC overrides); what a method needs
 besides its hyperparameters is made once per dataset by ``Preparation`` with the functions the method's own notebook
 calls (MTT's expert trajectories: ``trajectories.train_experts``; Acc-DD's early-stage pool:
-``accdd.early_stage_pool``; ZEN's architecture pool: ``networks.ArchitecturePool``; the ridge fit behind the closed
+``accdd.early_stage_pool``; ZEN's architecture pool: ``samplers.ArchitecturePool``; the ridge fit behind the closed
 form: ``krr_closed_form.fit_full_model``; forgetting's statistics; herding's embedding network), and its seconds are
 kept apart from the distillation's (``prepare_seconds``).
 
 Recorded results: when ``results.COMMITTED_DIR`` holds records of ``EXPERIMENT`` for the same method, dataset, IPC,
 profile and protocol, the cell reads them instead of recomputing, and its row says so (``source``: "recorded on
-<device>" or "computed now"). Rows aggregate seeds with ``gather.summarise``; each carries the paper's number
+<device>" or "computed now"). Rows aggregate seeds with ``summary.summarise``; each carries the paper's number
 (``papers.reported``, None where the paper has none) and the gain over the random real subset of the same dataset,
 IPC and protocol (``gain``): the fair measure, since augmentation, soft labels or a longer evaluation lift a random
 subset as much as a distilled set.
@@ -25,9 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import experiment, gather, methods, networks, papers, repro, results, training, trajectories
-from .data import ImageSet
-from .synthetic import SyntheticSet
+from .. import methods
+from ..core import repro
+from ..data.datasets import ImageSet
+from ..evaluation import training
+from ..nets import samplers, trajectories
+from ..records import papers, results, summary
+from ..records.synthetic import SyntheticSet
+from . import experiment
 
 __all__ = [
     "EXPERIMENT",
@@ -45,7 +50,7 @@ __all__ = [
 ]
 
 EXPERIMENT = "08_benchmark_and_applications"
-#: How ``gather.summarise`` groups the records of one cell (seeds are averaged).
+#: How ``summary.summarise`` groups the records of one cell (seeds are averaged).
 KEYS = ("method", "variant", "dataset", "ipc", "profile", "protocol")
 COMPUTED = "computed now"
 
@@ -150,7 +155,7 @@ class Preparation:
             )
             return {"model": net}, sum(result.train_seconds)
         if method == "forgetting":
-            from .methods import forgetting
+            from ..methods import forgetting
 
             own = _settings(cfg, "forgetting")  # the statistics follow the method's own hyperparameters
             stats = forgetting.compute_statistics(
@@ -162,7 +167,7 @@ class Preparation:
             )
             return {"statistics": stats}, None
         if method == "krr_closed_form":
-            from .methods import krr_closed_form
+            from ..methods import krr_closed_form
 
             full = krr_closed_form.fit_full_model(train, opts.get("feature_map", "random_network"), generator=gen)
             return {"full_model": full, "feature_map": full.feature_map}, None
@@ -186,7 +191,7 @@ class Preparation:
             )
             return {"model": buffer}, float(sum(buffer.seconds))
         if method == "accdd":
-            from .methods import accdd
+            from ..methods import accdd
 
             pool, seconds = accdd.early_stage_pool(
                 train,
@@ -204,15 +209,15 @@ class Preparation:
             widths = opts.get("pool_width", (None,) * len(pool))
             if len(widths) != len(pool):
                 raise ValueError(f"zen pool_width has {len(widths)} entries for {len(pool)} families: one per family")
-            members = [networks.FreshInit(n, **({} if w is None else {"width": w})) for n, w in zip(pool, widths)]
-            return {"model": networks.ArchitecturePool(members)}, 0.0
+            members = [samplers.FreshInit(n, **({} if w is None else {"width": w})) for n, w in zip(pool, widths)]
+            return {"model": samplers.ArchitecturePool(members)}, 0.0
         raise AssertionError(f"no preparation rule for {method}")  # every registered method has one above
 
 
 # ------------------------------------------------------------------------------------------------------- rows
 @dataclass
 class Row:
-    """One cell of the benchmark: seeds aggregated (``gather.summarise``), where it came from, the paper beside it."""
+    """One cell of the benchmark: seeds aggregated (``summary.summarise``), where it came from, the paper beside it."""
 
     method: str
     dataset: str
@@ -261,10 +266,10 @@ def _device_names(records: Iterable[Mapping[str, Any]]) -> str:
 
 
 def _row(records: list[dict], source: str | None, synthetic: SyntheticSet | None = None) -> Row:
-    summary = gather.summarise(records, keys=KEYS)
-    if len(summary) != 1:
-        raise ValueError(f"the records of one cell form {len(summary)} groups, expected 1: {summary}")
-    s = summary[0]
+    groups = summary.summarise(records, keys=KEYS)
+    if len(groups) != 1:
+        raise ValueError(f"the records of one cell form {len(groups)} groups, expected 1: {groups}")
+    s = groups[0]
     prepare = [r.get("timings_s", {}).get("prepare") for r in records]
     prepare = [p for p in prepare if p is not None]
     device = _device_names(records)

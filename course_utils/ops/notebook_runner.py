@@ -1,7 +1,7 @@
 """Run the course's notebooks with papermill and print a table of every result at the end.
 
-    python -m course_utils.notebook_runner --profile quick                # every notebook (make course)
-    python -m course_utils.notebook_runner --profile standard -p dataset fashion_mnist 00 01
+    python -m course_utils.ops.notebook_runner --profile quick                # every notebook (make course)
+    python -m course_utils.ops.notebook_runner --profile standard -p dataset fashion_mnist 00 01
 
 Executed notebooks go to ``output/notebooks`` (git-ignored), result records to ``output/results``.
 Parameter names are checked against each notebook's ``parameters`` cell before anything runs:
@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import results
-from .config import PROFILE_NAMES
+from ..course.config import PROFILE_NAMES
+from ..records import results
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: The columns of the final table (every record has them: ``results`` keeps one schema).
 TABLE_COLUMNS = [
@@ -83,7 +83,7 @@ def check_parameters(path: Path, parameters: dict, values: bool = False) -> dict
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise ValueError(f"{name}={value!r} is not of type {kind}, as {path.name} declares it")
     if values:
-        from . import config
+        from ..course import config
 
         settings = {k: v for k, v in out.items() if k != "profile"}
         notebook = path.stem if path.stem in config.NOTEBOOK_PROFILES else None

@@ -5,9 +5,9 @@ solution cell with ``### BEGIN SOLUTION`` / ``### END SOLUTION``, a locked test 
 ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``, and its points). Every notebook is one assignment, named by
 its file (``03_gradient_matching``). Three commands, run from the course checkout:
 
-    python -m course_utils.grading release [NN ...]             # the student versions
-    python -m course_utils.grading grade SUBMISSIONS [--workers 2]  # autograde + report + feedback
-    python -m course_utils.grading record [NN ...]              # re-record the long cells' results
+    python -m course_utils.ops.grading release [NN ...]             # the student versions
+    python -m course_utils.ops.grading grade SUBMISSIONS [--workers 2]  # autograde + report + feedback
+    python -m course_utils.ops.grading record [NN ...]              # re-record the long cells' results
 
 ``release`` builds an nbgrader course folder (default ``output/grading``, git-ignored): ``source/`` (the instructor
 notebooks with their long cells switched to ``--recorded``, see ``replay``, and the parameters cell locked),
@@ -43,7 +43,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import atomic, replay, results
+from ..core import atomic
+from ..records import results
+from . import replay
 
 NOTEBOOKS = results.REPO_ROOT / "notebooks"
 DEFAULT_COURSE = results.output_dir() / "grading"
@@ -54,7 +56,7 @@ STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 def nbgrader_config(cell_timeout: int) -> str:
     """The course folder's ``nbgrader_config.py``."""
     return (
-        "# Written by `python -m course_utils.grading`: edit the instructor notebooks, not this folder.\n"
+        "# Written by `python -m course_utils.ops.grading`: edit the instructor notebooks, not this folder.\n"
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
         f"c.ClearSolutions.code_stub = {{'python': {STUB!r}}}\n"
@@ -154,7 +156,7 @@ def check_records(nb: dict, name: str) -> list[str]:
             args = replay.parse_line(line)
             path = replay.record_path(args.name)
             if not path.exists():
-                problems.append(f"{name}: no record {path.name} (run `python -m course_utils.grading record`)")
+                problems.append(f"{name}: no record {path.name} (run `python -m course_utils.ops.grading record`)")
                 continue
             record = replay.read(path)
             if record["source"] != replay.source_hash(body):
@@ -248,7 +250,7 @@ def build_course(course: Path, chosen: dict[str, Path], cell_timeout: int = 120)
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         atomic.write_text(folder / path.name, json.dumps(for_students(json.loads(path.read_text())), indent=1))
-    out = _subprocess(["-m", "course_utils.grading", "_generate", str(course), *chosen], course, 600)
+    out = _subprocess(["-m", "course_utils.ops.grading", "_generate", str(course), *chosen], course, 600)
     if out.returncode != 0:
         raise RuntimeError(f"nbgrader's generate_assignment failed:\n{out.stdout[-3000:]}")
     return course
@@ -417,7 +419,7 @@ def _run_worker(
         (target / f"{assignment}.ipynb").write_text(json.dumps(nb))
     result = work / "result.json"
     env = {"COURSE_OUTPUT_DIR": str(work / "sandbox" / "output"), "MPLBACKEND": "Agg", **threads}
-    args = ["-m", "course_utils.grading", "_worker", str(course), student, str(result), *notebooks]
+    args = ["-m", "course_utils.ops.grading", "_worker", str(course), student, str(result), *notebooks]
     run = _subprocess(args, work, timeout, env)
     done = json.loads(result.read_text()) if result.exists() else {}
     log = run.stdout
@@ -655,7 +657,7 @@ def record(selectors: list[str], cell_timeout: int = 1800) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.grading", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_utils.ops.grading", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("release", help="the student versions of the notebooks (all, or NN ...)")
     p.add_argument("notebooks", nargs="*")

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import ranking, training, validate
-from .data import ImageSet
-from .synthetic import SyntheticSet
+from ..core import validate
+from ..data.datasets import ImageSet
+from ..records.synthetic import SyntheticSet
+from . import ranking, training
 
 __all__ = ["Agreement", "convnet_candidates", "reference_scores", "proxy_scores", "agreement"]
 

@@ -18,7 +18,7 @@ import ast
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from . import validate as checks
+from ..core import validate as checks
 
 PROFILE_NAMES = ("quick", "standard", "full")
 #: The defaults every notebook's parameters cell declares besides its profile (a test checks that they agree).
@@ -111,8 +111,8 @@ _ACCDD_ONE_GPU: dict[str, Any] = dict(
     pool_networks=5,
     pool_epochs=2,
     accdd_iterations=100,
-    inner_loop=100,
-    net_steps=8,
+    outer_loop=100,
+    inner_loop=8,
     batch_real=64,
     lr_img=1.0,
     magnitude=(0.01, 0.09),
@@ -149,11 +149,11 @@ _BENCHMARK_GPU: dict[str, Any] = dict(
         "herding": {},
         "forgetting": {"epochs": 10},
         "krr_closed_form": {},
-        "kip": {"steps": 3000, "batch_size": 5000, "lr": 0.01, "learn_labels": False},
+        "kip": {"steps": 3000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
         "dd": {
             "steps": 5000,
             "batch_size": 1024,
-            "image_lr": 0.05,
+            "lr_img": 0.05,
             "step_lr": 0.02,
             "lr_init": 0.1,
             "decay_every": 1500,
@@ -170,7 +170,7 @@ _BENCHMARK_GPU: dict[str, Any] = dict(
             "lr_lr": 1e-5,
             "lr_teacher": 0.01,
         },
-        "accdd": {"steps": 100, "inner_loop": 100, "net_steps": 8, "batch_real": 64, "lr_img": 1.0},
+        "accdd": {"steps": 100, "outer_loop": 100, "inner_loop": 8, "batch_real": 64, "lr_img": 1.0},
         "zen": {
             "steps": 500,
             "inner_steps": 30,
@@ -214,21 +214,21 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "feature_map": "random_network",
             "kip_steps": 200,
             "kip_batch_size": 1000,
-            "kip_lr": 0.01,
+            "kip_lr_img": 0.01,
             "figure_datasets": ("mnist", "fashion_mnist"),
         },
         "standard": {
             "feature_map": "random_network",
             "kip_steps": 3000,
             "kip_batch_size": 5000,
-            "kip_lr": 0.01,
+            "kip_lr_img": 0.01,
             "figure_datasets": ("mnist", "fashion_mnist"),
         },
         "full": {
             "feature_map": "random_network",
             "kip_steps": 30000,
             "kip_batch_size": 5000,
-            "kip_lr": 0.01,
+            "kip_lr_img": 0.01,
             "figure_datasets": ("mnist", "fashion_mnist"),
         },  # KIP as in the paper; CIFAR by parameter
     },
@@ -243,7 +243,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             dd_random_distill_steps=2,
             dd_distill_epochs=3,
             dd_batch_size=256,
-            dd_image_lr=0.1,
+            dd_lr_img=0.1,
             dd_step_lr=0.02,
             dd_lr_init=0.1,
             dd_decay_every=400,
@@ -261,7 +261,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             dd_random_distill_steps=10,
             dd_distill_epochs=3,
             dd_batch_size=1024,
-            dd_image_lr=0.05,
+            dd_lr_img=0.05,
             dd_step_lr=0.02,
             dd_lr_init=0.1,
             dd_decay_every=1500,
@@ -280,7 +280,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             dd_random_distill_steps=10,
             dd_distill_epochs=3,
             dd_batch_size=1024,
-            dd_image_lr=0.01,
+            dd_lr_img=0.01,
             dd_step_lr=0.01,
             dd_lr_init=0.02,
             dd_decay_every=2360,
@@ -462,8 +462,8 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             pool_networks=3,
             pool_epochs=2,
             accdd_iterations=6,
-            inner_loop=10,
-            net_steps=8,
+            outer_loop=10,
+            inner_loop=8,
             batch_real=64,
             lr_img=1.0,
             magnitude=(0.01, 0.09),
@@ -491,10 +491,10 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "herding": {},
                 "forgetting": {"epochs": 3},
                 "krr_closed_form": {},
-                "kip": {"steps": 100, "batch_size": 500, "lr": 0.01, "learn_labels": False},
+                "kip": {"steps": 100, "batch_size": 500, "lr_img": 0.01, "learn_labels": False},
                 "dd": {
                     "batch_size": 256,
-                    "image_lr": 0.1,
+                    "lr_img": 0.1,
                     "step_lr": 0.02,
                     "lr_init": 0.1,
                     1: {"steps": 60},
@@ -528,8 +528,8 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                     50: {"steps": 3},
                 },
                 "accdd": {
-                    "inner_loop": 5,
-                    "net_steps": 4,
+                    "outer_loop": 5,
+                    "inner_loop": 4,
                     "batch_real": 64,
                     "lr_img": 1.0,
                     1: {"steps": 3},
@@ -581,7 +581,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "eval_models": 10,
             "hparams": {
                 **_BENCHMARK_GPU["hparams"],
-                "kip": {"steps": 30000, "batch_size": 5000, "lr": 0.01, "learn_labels": False},
+                "kip": {"steps": 30000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
                 "dc": {"batch_real": 256, "lr_img": 0.1, "steps": 1000},
                 "dsa": {"batch_real": 256, "lr_img": 0.1, "steps": 1000},
                 "dm": {"steps": 20000, "batch_real": 256, "lr_img": 1.0},
@@ -616,7 +616,9 @@ _POSITIVE_SUFFIXES = ("_epochs", "_models", "_width", "_steps", "_iterations", "
 
 
 def _check_one(key: str, value: Any) -> None:
-    from . import data, models, protocol  # local import: config stays importable on its own
+    from ..data import datasets as data
+    from ..evaluation import protocol
+    from ..nets import models
 
     if key == "profile":
         checks.choice(key, value, PROFILE_NAMES)
@@ -648,7 +650,7 @@ def _check_one(key: str, value: Any) -> None:
         for ipc in value:
             checks.positive_int("ipc", ipc)
     elif key == "magnitude":  # Acc-DD's perturbation: rho ~ ±U(low, high)
-        from .networks import check_perturbation
+        from ..nets.samplers import check_perturbation
 
         check_perturbation(value, 1)
     elif key == "snapshots":
@@ -656,7 +658,7 @@ def _check_one(key: str, value: Any) -> None:
             raise ValueError("snapshots must list at least one outer iteration")
         for step in value:
             checks.positive_int("snapshot", step)
-    elif key in ("directions", "inner_loop", "batch_real", "pool_networks"):
+    elif key in ("directions", "outer_loop", "inner_loop", "batch_real", "pool_networks"):
         checks.positive_int(key, value)
     elif key == "eval_epochs":
         checks.positive_int(key, value, allow_none=True)  # None = the protocol's own

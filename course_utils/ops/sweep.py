@@ -1,9 +1,9 @@
 """Batch reruns: a grid of notebooks × parameters, executed by papermill, resumable, in parallel or on SLURM.
 
-    python -m course_utils.sweep 03 04 05 -p dataset mnist,fashion_mnist -p ipcs "[1],[10],[50]" -p seed 0..4
-    python -m course_utils.sweep --grid grids/example.yaml --workers 2            # N local workers (CPU slots)
-    python -m course_utils.sweep --grid grids/example.yaml --gpus 0,1             # one worker per GPU, pinned
-    python -m course_utils.sweep --grid grids/example.yaml --slurm --partition gpu --gpus-per-job 1 --time-min 60
+    python -m course_utils.ops.sweep 03 04 05 -p dataset mnist,fashion_mnist -p ipcs "[1],[10],[50]" -p seed 0..4
+    python -m course_utils.ops.sweep --grid grids/example.yaml --workers 2            # N local workers (CPU slots)
+    python -m course_utils.ops.sweep --grid grids/example.yaml --gpus 0,1             # one worker per GPU, pinned
+    python -m course_utils.ops.sweep --grid grids/example.yaml --slurm --partition gpu --gpus-per-job 1 --time-min 60
 
 Every combination of the values is one run (``-p NAME V1,V2`` is an axis; ``a..b`` is the integers a to b; a list
 value is written in brackets, ``[1,10]``; a scalar given to a list parameter means a one-element list). Before
@@ -17,7 +17,7 @@ Layout under ``--out`` (default ``output/sweep``):
 - ``....failed.ipynb`` and ``....failed.txt``: papermill's notebook of a failed run and its error line;
 - ``results/``: the runs' result records (each run's ``COURSE_OUTPUT_DIR`` is ``--out``; caches such as expert
   trajectories are shared by the runs);
-- ``logs/``: each run's log; ``table.csv`` and ``table.jsonl``: the gathered table (``course_utils.gather``).
+- ``logs/``: each run's log; ``table.csv`` and ``table.jsonl``: the gathered table (``course_utils.ops.gather``).
 
 A finished run is skipped unless ``--force``; a failed one is reported with its error line and the sweep goes on;
 rerunning the same command continues where it stopped (an interrupted sweep leaves no partial file behind).
@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import gather, notebook_runner, results
-from .atomic import write_text
-from .config import PROFILE_NAMES
+from ..core.atomic import write_text
+from ..course.config import PROFILE_NAMES
+from ..records import results, summary
+from . import notebook_runner
 
 __all__ = [
     "Grid",
@@ -407,7 +408,7 @@ def run_local(
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "w") as fh:
                 child = subprocess.Popen(
-                    [sys.executable, "-m", "course_utils.sweep", "--execute", json.dumps(job)],
+                    [sys.executable, "-m", "course_utils.ops.sweep", "--execute", json.dumps(job)],
                     stdout=fh,
                     stderr=subprocess.STDOUT,
                     env=env,
@@ -550,9 +551,9 @@ def _report(progress: Progress, out: Path) -> int:
         print(f"[sweep] FAILED {label}: {error} (papermill's notebook: {label}.failed.ipynb under {out / 'notebooks'})")
     records = results.load_records(out / "results", skipped=[]) if (out / "results").is_dir() else []
     if records:
-        rows = gather.summarise(records)
-        print(gather.markdown(rows))
-        paths = gather.write_tables(rows, out / "table")
+        rows = summary.summarise(records)
+        print(summary.markdown(rows))
+        paths = summary.write_tables(rows, out / "table")
         print(f"[sweep] table of {len(records)} records: {', '.join(map(str, paths))}")
     return 1 if progress.failed else 0
 
@@ -631,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait=not args.no_wait,
             )
             if args.no_wait:
-                print(f"[sweep] submitted; when the jobs end: python -m course_utils.gather {out / 'results'}")
+                print(f"[sweep] submitted; when the jobs end: python -m course_utils.ops.gather {out / 'results'}")
                 return 0
         else:
             gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None

@@ -42,7 +42,7 @@ from typing import Iterator, Sequence
 import torch
 from torchvision import datasets as tv_datasets
 
-from course_utils.zca import ZCA
+from .zca import ZCA
 
 __all__ = [
     "DATASETS",
@@ -261,7 +261,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     env = os.environ.get(ENV_DATA_ROOT)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "data"
+    return Path(__file__).resolve().parents[2] / "data"
 
 
 # --------------------------------------------------------------------------- ImageSet

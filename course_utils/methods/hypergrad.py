@@ -37,7 +37,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from . import validate
+from ..core import validate
 
 __all__ = [
     "METHODS",

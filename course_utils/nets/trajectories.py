@@ -43,13 +43,15 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from . import __version__, checkpoint, repro, validate
-from .atomic import write_json
-from .augment import DSA, strategy_for
-from .data import ImageSet
-from .networks import FreshInit
-from .progress import progress
-from .training import train_epoch
+from .. import __version__
+from ..core import repro, validate
+from ..core.atomic import write_json
+from ..core.progress import progress
+from ..data.augment import DSA, strategy_for
+from ..data.datasets import ImageSet
+from ..evaluation.training import train_epoch
+from ..records import checkpoint
+from .samplers import FreshInit
 
 __all__ = ["ExpertSpec", "ExpertBuffer", "ExpertEvent", "train_experts", "load", "flat_parameters", "buffer_folder"]
 
@@ -113,7 +115,7 @@ class ExpertSpec:
 def buffer_folder(train_set: ImageSet, spec: ExpertSpec, root: str | os.PathLike | None = None) -> Path:
     """``<root or output/experts>/<dataset>_<model>_<hash of the identity>``."""
     if root is None:
-        from .results import output_dir
+        from ..records.results import output_dir
 
         root = output_dir() / "experts"
     identity = spec.identity(train_set)

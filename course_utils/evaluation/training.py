@@ -20,13 +20,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import validate
-from .data import ImageSet
-from .models import get_model
-from .progress import progress
+from ..core import validate
+from ..core.progress import progress
+from ..core.repro import make_generator, resolve_device
+from ..data.datasets import ImageSet
+from ..nets.models import get_model
+from ..records.synthetic import SyntheticSet
 from .protocol import Protocol, resolve
-from .repro import make_generator, resolve_device
-from .synthetic import SyntheticSet
 
 __all__ = [
     "Protocol",

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .atomic import save_torch
+from ..core.atomic import save_torch
 
 #: How synthetic images start: random real images of each class, or standard-normal noise (normalised space).
 INITS: tuple[str, ...] = ("real", "noise")
@@ -84,7 +84,7 @@ def initial_images(train_set, ipc: int, init: str, generator: torch.Generator) -
     ``init="real"``: random real images of each class (drawn without replacement); ``"noise"``: N(0, 1) pixels in
     the dataset's normalised space. Random numbers come from ``generator`` only.
     """
-    from .validate import choice
+    from ..core.validate import choice
 
     choice("init", init, INITS)
     if init == "real":

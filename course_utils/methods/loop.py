@@ -28,10 +28,13 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from . import __version__, checkpoint, hparams, repro, validate
-from .data import ImageSet
-from .progress import progress as progress_bar
-from .synthetic import SyntheticSet, class_labels, initial_images
+from .. import __version__
+from ..core import repro, validate
+from ..core.progress import progress as progress_bar
+from ..data.datasets import ImageSet
+from ..records import checkpoint
+from ..records.synthetic import SyntheticSet, class_labels, initial_images
+from . import hparams
 
 __all__ = [
     "Distiller",
@@ -122,14 +125,14 @@ class Distiller:
 
 
 class ImageDistiller(Distiller):
-    """A ``Distiller`` whose learned state is the synthetic images and their SGD optimiser (DC, DSA, DM, MTT).
+    """A ``Distiller`` whose learned state is the synthetic images and their optimiser (DC, DSA, DM, MTT, ZEN, Acc-DD).
 
     Sets ``images`` (a leaf tensor, class-major ``(K·ipc, C, H, W)``, started by ``synthetic.initial_images`` with
-    ``config.init``), ``labels`` (``synthetic.class_labels``), ``optimizer`` (SGD on the images, ``config.lr_img``,
-    ``config.momentum_img``), ``sampler`` (the given network sampler, bound to the data's device), ``dsa`` (the
-    given augmentation, None for none or the identity) and ``batch_real`` (``config.batch_real`` clipped to the
-    smallest class; None for a config without one), and implements ``sample_real``, ``state_dict`` /
-    ``load_state_dict`` and ``current_images``. Subclasses add ``step`` and ``synthetic_set``.
+    ``config.init``), ``labels`` (``synthetic.class_labels``), ``optimizer`` (``config.image_optimizer``),
+    ``sampler`` (the given network sampler, bound to the data's device), ``dsa`` (the given augmentation, None for
+    none or the identity) and ``batch_real`` (``config.batch_real`` clipped to the smallest class; None for a config
+    without one), and implements ``sample_real``, ``state_dict`` / ``load_state_dict`` and ``current_images``.
+    Subclasses add ``step`` and ``synthetic_set``.
     """
 
     def __init__(
@@ -150,7 +153,7 @@ class ImageDistiller(Distiller):
         self.batch_real = None if batch_real is None else min(batch_real, int(train_set.class_counts.min()))
         self.images = initial_images(train_set, ipc, config.init, generator).requires_grad_(True)
         self.labels = class_labels(self.num_classes, ipc, self.device)
-        self.optimizer = torch.optim.SGD([self.images], lr=config.lr_img, momentum=config.momentum_img)
+        self.optimizer = config.image_optimizer([self.images])
 
     def sample_real(self, n: int) -> torch.Tensor:
         """``n`` random real images of every class: ``(K, n, C, H, W)``, one draw for all classes."""
@@ -225,7 +228,7 @@ def one_shot(
 
 def checkpoint_path(method: str, dataset: str, ipc: int, identity: Mapping[str, Any]) -> Path:
     """The automatic checkpoint file of a run: ``output/checkpoints/<method>/<dataset>_ipc<ipc>_<hash>.pt``."""
-    from .results import output_dir
+    from ..records.results import output_dir
 
     return output_dir() / "checkpoints" / method / f"{dataset}_ipc{ipc}_{checkpoint.identity_hash(identity)}.pt"
 

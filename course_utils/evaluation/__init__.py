@@ -1,0 +1,2 @@
+"""How a set is scored: the named evaluation protocols (``protocol``), training and testing fresh networks
+(``training``), sets as a proxy for architecture search (``nas``) and rank correlations (``ranking``)."""
