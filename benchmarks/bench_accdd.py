@@ -133,7 +133,7 @@ def main() -> None:
     if snapshots[0] < 1 or snapshots[-1] > args.steps:
         raise SystemExit(f"--snapshots must lie in 1..{args.steps}, got {args.snapshots}")
 
-    unit_net = training.make_model("convnet", train.info, 0, device, width=args.width)
+    unit_net = samplers.build_network("convnet", train.info, 0, device, width=args.width)
     x_unit, y_unit = train.images[:256], train.labels[:256]
     unit_s = statistics.median(
         timed(lambda: F.cross_entropy(unit_net(x_unit), y_unit).backward(), device) for _ in range(7)

@@ -91,7 +91,7 @@ def bench(train: data.ImageSet, args, device: torch.device, unit_net: torch.nn.M
     make = lambda impl: DistributionMatching(  # noqa: E731
         train,
         args.ipc,
-        generator=repro.make_generator(0, device),
+        generator=repro.make_generator(0),
         config=Config(implementation=impl, batch_real=args.batch_real),
         sampler=samplers.FreshInit("convnet"),
         dsa=dsa,
@@ -105,7 +105,7 @@ def bench(train: data.ImageSet, args, device: torch.device, unit_net: torch.nn.M
     # the same loss values: the same network, images, real batch and DSA draws for every implementation
     losses = {}
     for impl, m in matchers.items():
-        m.generator = repro.make_generator(123, device)
+        m.generator = repro.make_generator(123)
         if impl == "baseline":
             losses[impl] = float(baseline_step(m, net))
         else:
@@ -221,7 +221,7 @@ def main() -> None:
     repro.seed_everything(0)
     train, test = data.load("mnist")
     train, test = train.to(device), test.to(device)
-    unit_net = training.make_model("convnet", train.info, 0, device)
+    unit_net = samplers.build_network("convnet", train.info, 0, device)
     report = {
         "setting": {
             "dataset": "mnist",

@@ -52,7 +52,6 @@ from timing import (
 from course_utils.core import repro
 from course_utils.data import datasets as data
 from course_utils.data.augment import DSA, strategy_for
-from course_utils.evaluation import training
 from course_utils.methods import matching
 from course_utils.methods.dc import Config, GradientMatching
 from course_utils.nets import samplers
@@ -115,7 +114,7 @@ def bench_iteration(name: str, train: data.ImageSet, args, device: torch.device)
     make = lambda impl: GradientMatching(
         train,
         args.iteration_ipc,
-        generator=repro.make_generator(0, device),  # noqa: E731
+        generator=repro.make_generator(0),  # noqa: E731
         config=Config(implementation=impl, batch_real=args.batch_real),
         sampler=samplers.FreshInit("convnet"),
         dsa=dsa,
@@ -153,7 +152,7 @@ def bench_method(name: str, train: data.ImageSet, args, device: torch.device, un
         impl: GradientMatching(
             train,
             args.ipc,
-            generator=repro.make_generator(0, device),
+            generator=repro.make_generator(0),
             config=Config(implementation="loop" if impl == "baseline" else impl, batch_real=args.batch_real),
             sampler=samplers.FreshInit("convnet"),
             dsa=dsa,
@@ -166,7 +165,7 @@ def bench_method(name: str, train: data.ImageSet, args, device: torch.device, un
     # same loss values: the same network, images and real batch (and DSA draws) for every implementation
     losses = {}
     for impl, m in matchers.items():
-        g = repro.make_generator(123, device)
+        g = repro.make_generator(123)
         m.generator = g
         if impl == "baseline":
             losses[impl] = float(baseline_step(m, net))
@@ -238,7 +237,7 @@ def main() -> None:
     repro.seed_everything(0)
     train, _ = data.load("mnist")
     train = train.to(device)
-    unit_net = training.make_model("convnet", train.info, 0, device)
+    unit_net = samplers.build_network("convnet", train.info, 0, device)
     report = {
         "setting": {
             "dataset": "mnist",

@@ -73,9 +73,9 @@ def make_matcher(train, buffer, args, device, strategy=None) -> mtt.TrajectoryMa
     return mtt.TrajectoryMatching(
         train,
         args.ipc,
-        generator=repro.make_generator(0, device),
+        generator=repro.make_generator(0),
         config=config,
-        sampler=samplers.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1),
+        sampler=trajectories.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1),
         dsa=config.augmentation(),
     )
 
@@ -217,7 +217,7 @@ def bench_expert_epoch(train, args, device) -> dict:
             net,
             sub.images.to(device),
             sub.labels.to(device),
-            generator=repro.make_generator(0, device),
+            generator=repro.make_generator(0),
             protocol=proto,
             augment=dsa,
         )
@@ -251,7 +251,7 @@ def main() -> None:
     device = repro.resolve_device(args.device)
     repro.seed_everything(0)
     train = data.load_dataset("mnist").to(device)
-    unit_net = training.make_model("convnet", train.info, 0, device)
+    unit_net = samplers.build_network("convnet", train.info, 0, device)
     out = {
         "benchmark": "mtt",
         "setting": {

@@ -26,11 +26,12 @@ import torch.nn.functional as F
 from course_utils.core import repro
 from course_utils.data import datasets as data
 from course_utils.evaluation import training
+from course_utils.nets import samplers
 from course_utils.records import results
 
 
 def time_unit(train: data.ImageSet, repeats: int) -> float:
-    net = training.make_model("convnet", train.info, 0)
+    net = samplers.build_network("convnet", train.info, 0)
     x, y = train.images[:256], train.labels[:256]
     times = []
     for i in range(repeats + 2):
@@ -43,7 +44,7 @@ def time_unit(train: data.ImageSet, repeats: int) -> float:
 
 def time_floor(x: torch.Tensor, y: torch.Tensor, test: data.ImageSet, epochs: int, batch: int) -> float:
     """``epochs`` forward+backward passes over (x, y) plus one inference pass over ``test``."""
-    net = training.make_model("convnet", test.info, 1)
+    net = samplers.build_network("convnet", test.info, 1)
     t0 = time.perf_counter()
     for _ in range(epochs):
         F.cross_entropy(net(x), y).backward()

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from course_utils.core.cost import synchronize as sync  # noqa: F401 (the scripts call timing.sync)
+from course_utils.core.cost import synchronized_time
 
 
 def timed(fn, device: torch.device) -> float:
     """Seconds of one call of ``fn()`` on ``device``."""
-    sync(device)
-    t0 = time.perf_counter()
+    t0 = synchronized_time(device)
     fn()
-    sync(device)
-    return time.perf_counter() - t0
+    return synchronized_time(device) - t0
 
 
 def interleaved(fns: dict, device: torch.device, repeats: int, unit_passes: int = 3) -> dict[str, list[float]]:

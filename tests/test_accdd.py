@@ -14,7 +14,7 @@ from course_utils.records.synthetic import initial_images
 TINY = samplers.FreshInit("convnet", width=8)
 #: a few seconds per run: 2 outer steps of 3 matching steps, 2 network updates between them
 SMALL = {"steps": 2, "outer_loop": 3, "inner_loop": 2, "batch_real": 8, "batch_net": 16}
-POOL = {"model_kwargs": {"width": 8}, "batch_size": 64}
+POOL = {"model": samplers.FreshInit("convnet", width=8), "batch_size": 64}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def _run(train, model, seed=0, **extra):
 def test_pool_from_buffer_holds_the_stored_snapshots(tiny, tmp_path):
     buffer = trajectories.train_experts(tiny, 2, root=tmp_path, epochs=2, **POOL)
     for epoch in (None, 1):
-        pool = samplers.EarlyStagePool.from_buffer(buffer, epoch, magnitude=None).bind(tiny.info, "cpu")
+        pool = buffer.pool(epoch, magnitude=None).bind(tiny.info, "cpu")
         e = buffer.epochs if epoch is None else epoch
         for state, trajectory in zip(pool.states, buffer.trajectories):
             net = pool.model.build(0)
@@ -59,9 +59,7 @@ def test_pool_from_buffer_holds_the_stored_snapshots(tiny, tmp_path):
     flat = trajectories.flat_parameters(drawn)
     assert any(torch.equal(flat, t[1]) for t in buffer.trajectories)
     with pytest.raises(ValueError, match="epoch=3 is beyond the buffer's 2 epochs"):
-        samplers.EarlyStagePool.from_buffer(buffer, 3)
-    with pytest.raises(TypeError, match="takes a trajectories.ExpertBuffer"):
-        samplers.EarlyStagePool.from_buffer(pool)
+        buffer.pool(3)
 
 
 def test_pool_is_reused_not_retrained(tiny, pool, pool_root, monkeypatch):
@@ -154,8 +152,8 @@ def test_a_buffer_as_model_is_perturbed_with_the_configs_settings(tiny, tmp_path
     other = mnist[0].balanced_subset(20, torch.Generator().manual_seed(1))
     with pytest.raises(ValueError, match="these experts were trained on"):
         _run(other, buffer)
-    with pytest.raises(TypeError, match="pass the buffer itself"):
-        _run(tiny, samplers.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1))
+    with pytest.raises(TypeError, match="pass the ExpertBuffer itself"):
+        _run(tiny, trajectories.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1))
 
 
 def test_same_seed_same_set_bit_for_bit(tiny, pool):

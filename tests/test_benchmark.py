@@ -18,7 +18,7 @@ HPARAMS = {
     "zen": {"steps": 1, "inner_steps": 2, "hypergradient": "identity"},
 }
 PREPARE = {
-    "mtt": {"experts": 1, "epochs": 2, "width": 8},
+    "mtt": {"experts": 1, "epochs": 2},
     "zen": {"pool": ("convnet", "mlp"), "pool_width": (8, 16)},
 }
 
@@ -87,12 +87,14 @@ def test_unknown_method_or_ipc_names_the_valid_ones(cfg):
         benchmark.check_grid(cfg, ["dmm"], [1])
     with pytest.raises(ValueError, match=r"ipc must be an integer >= 1, got 0"):
         benchmark.check_grid(cfg, ["dm"], [1, 0])
-    with pytest.raises(ValueError, match=r"no benchmark settings for 'dc'; methods with settings: random, herding"):
-        benchmark.hparams_for(cfg, "dc", 1)
+    with pytest.raises(
+        ValueError, match=r"dc has no benchmark budget for profile 'test' \(its budgets: quick, standard"
+    ):
+        benchmark.hparams_for(cfg, "dc", 1)  # neither the registry nor the caller's table has one
     assert benchmark.check_grid(cfg, ["herding", "dm", "random"], [1, 2]) == ["random", "herding", "dm"]
     assert benchmark.hparams_for(cfg, "dm", 2) == {"steps": 1, "batch_real": 4}
     assert benchmark.listed_ipcs(cfg, "herding") is None  # one setting for every IPC
-    # an IPC without its own entry takes the largest listed one below it (or the smallest of all)
+    # an IPC without its own entry takes the nearest listed one (the smaller on a tie)
     assert benchmark.listed_ipcs(cfg, "dm") == (1, 2)
     assert benchmark.hparams_for(cfg, "dm", 10) == benchmark.hparams_for(cfg, "dm", 2)
     assert benchmark.hparams_for(cfg, "dm", 1) != benchmark.hparams_for(cfg, "dm", 2)
@@ -158,10 +160,10 @@ def test_records_are_strict_json(small, cfg, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------------ nas
 def test_nas_candidates_and_agreement():
     cands = nas.convnet_candidates([1, 2], [16, 32], 32)
-    assert cands == {
-        "d1-w32": {"depth": 1, "width": 32},
-        "d2-w32": {"depth": 2, "width": 32},
-        "d3-w16": {"depth": 3, "width": 16},
+    assert {name: (c.model, c.kwargs) for name, c in cands.items()} == {
+        "d1-w32": ("convnet", {"depth": 1, "width": 32}),
+        "d2-w32": ("convnet", {"depth": 2, "width": 32}),
+        "d3-w16": ("convnet", {"depth": 3, "width": 16}),
     }
     a = nas.agreement({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 10.0, "b": 20.0, "c": 30.0})
     assert (a.spearman, a.kendall, a.same_winner) == (pytest.approx(1.0), pytest.approx(1.0), True)

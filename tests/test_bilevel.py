@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import methods
-from course_utils.evaluation import training
 from course_utils.methods import bilevel
 from course_utils.nets import samplers
 
@@ -67,7 +66,7 @@ def test_unrolled_hypergradient_of_a_tiny_linear_model_matches_finite_difference
 
 def test_images_and_step_sizes_receive_gradients(blob_set):
     train = blob_set(3)
-    net = training.make_model("lenet", train.info, 0)
+    net = samplers.build_network("lenet", train.info, 0)
     images = torch.randn(20, 1, 28, 28, generator=torch.Generator().manual_seed(1), requires_grad=True)
     labels = torch.arange(10).repeat_interleave(2)
     rho = torch.full((4,), bilevel.softplus_inverse(0.05), requires_grad=True)
@@ -124,7 +123,7 @@ def test_fixed_and_random_variants(blob_set, init):
     train = blob_set(4)
     a, b, c = _run(train, 0, init=init), _run(train, 0, init=init), _run(train, 1, init=init)
     assert a.images.shape == (20, 1, 28, 28) and a.labels.tolist() == [k for k in range(10) for _ in range(2)]
-    assert a.ipc == 2 and a.meta["method"] == "dd" and a.meta["init"] == init and a.meta["T"] == 2
+    assert a.ipc == 2 and a.meta["method"] == "dd" and a.meta["theta0"] == init and a.meta["T"] == 2
     assert torch.equal(a.images, b.images) and a.meta["step_sizes"] == b.meta["step_sizes"]
     assert a.meta["history"] == b.meta["history"]
     assert not torch.equal(a.images, c.images)
@@ -186,7 +185,7 @@ def test_resume_keeps_the_fixed_theta0_that_was_asked_for(blob_set, tmp_path):
 def test_replaying_the_schedule_reproduces_the_unroll(blob_set):
     train = blob_set(3)
     syn = _run(train, 0, init="fixed", distill_epochs=2)
-    net = training.make_model("lenet", train.info, 0)
+    net = samplers.build_network("lenet", train.info, 0)
     net.load_state_dict(syn.meta["fixed_init"])
     groups = bilevel.step_groups(10, 2, syn.meta["groups"])
     eta = torch.tensor(syn.meta["step_sizes"])
@@ -220,10 +219,10 @@ def test_unroll_cost_grows_linearly_with_T(blob_set):
 
 def test_a_module_passed_as_model_is_the_fixed_initialisation(blob_set):
     train = blob_set(2)
-    net = training.make_model("lenet", train.info, 7)
+    net = samplers.build_network("lenet", train.info, 7)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     syn = _run(train, 0, model=net)
-    assert syn.meta["init"] == "fixed" and syn.meta["model"]["sampler"] == "fixed"
+    assert syn.meta["theta0"] == "fixed" and syn.meta["model"]["sampler"] == "fixed"
     assert all(torch.equal(syn.meta["fixed_init"][k], v) for k, v in before.items())
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())  # the caller's module is untouched
     rand = _run(train, 0, model="lenet")  # a name: fresh weights each step
@@ -242,7 +241,7 @@ def test_weight_init_xavier_is_the_references_and_default_is_pytorchs(blob_set):
         fan_in, fan_out = w[0].numel(), w.shape[0] * w[0, 0].numel()
         assert torch.count_nonzero(layer.bias) == 0
         assert w.std().item() == pytest.approx(math.sqrt(2 / (fan_in + fan_out)), rel=0.15)
-    default = training.make_model("lenet", info, 3)
+    default = samplers.build_network("lenet", info, 3)
     assert all(torch.equal(p, q) for p, q in zip(new_default(3).parameters(), default.parameters()))
     # the choice is part of the run's settings (and of its checkpoint's identity)
     assert _run(blob_set(2), 0, weight_init="default").meta["hparams"]["weight_init"] == "default"

@@ -4,6 +4,7 @@ import torch
 
 from course_utils.course import experiment
 from course_utils.methods import dc
+from course_utils.nets import samplers
 from course_utils.records import results
 
 
@@ -15,7 +16,7 @@ def test_run_method_records_the_sets_parameters_and_timings(mnist, tmp_path, mon
     record = results.read_record(run.record_path)
     params = record["params"]
     assert (params["ipc"], params["profile"], params["variant"], params["draws"]) == (1, "test", "v", 2)
-    assert params["eval"] == {"model": "convnet", "model_kwargs": {"width": 8}, "num_models": 1}
+    assert params["eval"] == {"model": samplers.FreshInit("convnet", width=8).spec(), "num_models": 1}
     assert {"hparams", "model", "feature_map"} <= set(params) and params["test_images"] == 50
     assert set(record["timings_s"]) == {"distill", "evaluate_train", "evaluate_test"}
     assert len(record["metrics"]["draw_means"]) == 2 and record["dataset"] == "mnist"
@@ -50,7 +51,7 @@ def test_cross_architecture_trains_every_set_on_every_architecture(mnist):
     train, test = mnist
     test = test.balanced_subset(5, torch.Generator().manual_seed(0))
     sets = {f"draw {i}": random_subset.distill(train, 1, generator=torch.Generator().manual_seed(i)) for i in range(2)}
-    archs = {"convnet": ("convnet", {"width": 8}), "lenet": ("lenet", {})}
+    archs = {"convnet": samplers.FreshInit("convnet", width=8), "lenet": "lenet"}
     table = experiment.cross_architecture(sets, test, archs, epochs=2, num_models=1)
     assert set(table) == {(r, c) for r in sets for c in archs}
     assert all(0 <= r.mean <= 100 and r.model == c for (_, c), r in table.items())

@@ -429,7 +429,13 @@ def test_evaluation_on_a_folder_dataset(two_class):
     assert syn.images.shape == (6, 3, 16, 16)
     for proto in ("plain", "dsa"):
         result = training.evaluate_set(
-            syn, test, protocol=proto, epochs=2, num_models=1, model_kwargs={"width": 8}, device="cpu"
+            syn,
+            test,
+            protocol=proto,
+            epochs=2,
+            num_models=1,
+            model=samplers.FreshInit("convnet", width=8),
+            device="cpu",
         )
         assert len(result.accuracies) == 1 and 0 <= result.mean <= 100
     assert "dsa:color_crop_cutout_flip_scale_rotate" in result.protocol
@@ -459,9 +465,11 @@ def test_every_method_distils_a_folder_dataset(two_class, tmp_path, name):
     train, _ = two_class
     hparams = dict(FOLDER_SETUP.get(name, {}))
     if hparams.get("model") in ("experts", "pool"):
-        experts = trajectories.train_experts(train, 1, model_kwargs={"width": 8}, epochs=2, root=tmp_path)
+        experts = trajectories.train_experts(
+            train, 1, model=samplers.FreshInit("convnet", width=8), epochs=2, root=tmp_path
+        )
         pool = hparams["model"] == "pool"
-        hparams["model"] = samplers.EarlyStagePool.from_buffer(experts) if pool else experts
+        hparams["model"] = experts.pool() if pool else experts
     syn = methods.distill(name, train, 2, generator=torch.Generator().manual_seed(0), **hparams)
     assert syn.images.shape == (4, 3, 16, 16) and torch.isfinite(syn.images).all()
     assert syn.hard_labels.tolist() == [0, 0, 1, 1] and syn.meta["dataset"] == "pets"

@@ -18,50 +18,35 @@ import torch
 from course_utils import methods
 from course_utils.methods import loop
 from course_utils.methods.hparams import UnknownHyperparameterError
-from course_utils.nets import samplers, trajectories
+from course_utils.methods.registry import TINY_CONVNET
+from course_utils.nets import samplers
 from course_utils.records import checkpoint
 
-TINY_CONVNET = samplers.FreshInit("convnet", width=8)
-
-#: Per method: small hyperparameters (a few seconds at most), extra arguments, and hyperparameters that diverge.
-SETUP = {
-    "random": ({}, {}, None),
-    "herding": ({"pool_per_class": 10}, {}, None),  # a random pool: the set depends on the seed
-    "forgetting": ({"epochs": 1}, {"model": TINY_CONVNET}, None),
-    "krr_closed_form": ({"lam": 1.0}, {}, None),
-    "kip": ({"steps": 3, "batch_size": 50}, {}, {"lr_img": 1e30}),
-    "dd": ({"steps": 3, "batch_size": 32}, {}, {"lr_init": 1e30}),
-    "dc": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
-    "dsa": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
-    "dm": ({"steps": 3, "batch_real": 8}, {"model": TINY_CONVNET}, {"lr_img": 1e30}),
-    "mtt": (
-        {"steps": 3, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1, "lr_img": 10.0},
-        {},
-        {"lr_img": 1e30},
-    ),
-    "zen": (
-        {"steps": 3, "inner_steps": 2, "hypergradient": "identity"},
-        {"model": samplers.ArchitecturePool([TINY_CONVNET, samplers.FreshInit("mlp", width=16)])},
-        {"lr_net": 1e30},
-    ),
-    # fresh networks (its pool samplers and model=None: tests/test_accdd.py)
-    "accdd": (
-        {"steps": 3, "outer_loop": 2, "inner_loop": 2, "batch_real": 8, "batch_net": 16},
-        {"model": TINY_CONVNET},
-        {"lr_img": 1e30},
-    ),
-}
-_EXPERTS = tempfile.TemporaryDirectory(prefix="contract_experts_")
+#: Every registered method, and the toy method of ``tests/toy_method.py`` (registered by the fixture below only for
+#: its own cases): a method written in one module plus its registry line goes through the same checks.
+NAMES = [*methods.METHOD_NAMES, "toy"]
+ITERATIVE = [m for m in methods.METHOD_NAMES if methods.info(m).iterative] + ["toy"]
+_ROOT = tempfile.TemporaryDirectory(prefix="contract_")  # what tiny settings train (MTT's experts), kept: reused
+_KWARGS: dict = {}
 
 
-def _experts(train):
-    """MTT's ``model=``: one tiny expert trained on ``train`` (kept on disk for the session: reused, not retrained)."""
-    return trajectories.train_experts(
-        train, 1, model="convnet", model_kwargs={"width": 8}, epochs=2, root=_EXPERTS.name
-    )
+@pytest.fixture(autouse=True)
+def toy_registered(request, monkeypatch):
+    """The toy method is in the registry during its own cases only (a test's registration ends with it)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("name") == "toy":
+        import toy_method
+
+        monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))
+        methods.register(toy_method)
 
 
-ITERATIVE = [m for m in methods.METHOD_NAMES if methods.info(m).iterative]
+def _tiny_kwargs(name, train):
+    """The method's tiny settings (its registry entry), made once per training set (MTT trains an expert)."""
+    key = (name, train.fingerprint())
+    if key not in _KWARGS:
+        _KWARGS[key] = methods.info(name).tiny.kwargs(train, _ROOT.name)
+    return _KWARGS[key]
 
 
 @pytest.fixture(scope="module")
@@ -71,22 +56,19 @@ def tiny(mnist):
 
 
 def _run(name, train, seed=0, ipc=1, **extra):
-    hparams, kwargs, _ = SETUP[name]
-    if methods.info(name).network_arg == "experts" and "model" not in extra:
-        kwargs = {"model": _experts(train)}
-    return methods.distill(
-        name, train, ipc, generator=torch.Generator().manual_seed(seed), **{**hparams, **kwargs, **extra}
-    )
+    kwargs = {**_tiny_kwargs(name, train), **extra}
+    return methods.distill(name, train, ipc, generator=torch.Generator().manual_seed(seed), **kwargs)
 
 
 def test_every_registered_method_is_under_contract():
-    assert set(SETUP) == set(methods.METHOD_NAMES)
     for name in methods.METHOD_NAMES:
+        info = methods.info(name)
         module = methods.get_method(name)
-        assert hasattr(module, "distill") and hasattr(module, "Config"), name
+        assert hasattr(module, "distill") and hasattr(module, "Config") and module.METHOD.name == name, name
+        assert (info.tiny.diverge is not None) == info.iterative, f"{name}: an iterative method says how it diverges"
 
 
-@pytest.mark.parametrize("name", methods.METHOD_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_shapes_balance_determinism_and_meta(name, tiny):
     state = torch.get_rng_state()
     a, b, c = _run(name, tiny), _run(name, tiny), _run(name, tiny, seed=1)
@@ -102,7 +84,7 @@ def test_shapes_balance_determinism_and_meta(name, tiny):
     assert not a.images.requires_grad
 
 
-@pytest.mark.parametrize("name", methods.METHOD_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_unknown_hyperparameter_and_bad_ipc_name_the_value(name, tiny):
     with pytest.raises(UnknownHyperparameterError, match=rf"{name}: unknown hyperparameter\(s\) 'lrr'; valid: "):
         _run(name, tiny, lrr=0.1)
@@ -113,9 +95,9 @@ def test_unknown_hyperparameter_and_bad_ipc_name_the_value(name, tiny):
         _run(name, tiny, ipc=21)
 
 
-@pytest.mark.parametrize("name", methods.METHOD_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_model_argument_means_a_network_sampler(name, tiny):
-    arg = methods.info(name).network_arg
+    arg = methods.info(name).network
     if arg is None:
         with pytest.raises(TypeError, match="uses no network"):
             _run(name, tiny, model="convnet")
@@ -125,7 +107,7 @@ def test_model_argument_means_a_network_sampler(name, tiny):
     elif arg == "experts":
         with pytest.raises(TypeError, match="needs expert trajectories"):
             _run(name, tiny, model=TINY_CONVNET)
-        buffer = _experts(tiny)
+        buffer = _tiny_kwargs(name, tiny)["model"]
         assert _run(name, tiny, model=buffer).meta["model"]["buffer"] == buffer.fingerprint()
     elif arg == "pool":  # one sampler is a pool of one family
         syn = _run(name, tiny, model=TINY_CONVNET)
@@ -137,7 +119,7 @@ def test_model_argument_means_a_network_sampler(name, tiny):
         assert syn.meta["model"] == TINY_CONVNET.spec()
 
 
-@pytest.mark.parametrize("name", methods.METHOD_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_one_callback_payload(name, tiny):
     events = []
     syn = _run(name, tiny, callback=events.append)
@@ -151,7 +133,7 @@ def test_one_callback_payload(name, tiny):
 
 @pytest.mark.parametrize("name", ITERATIVE)
 def test_divergence_keeps_the_last_good_set(name, tiny):
-    diverging = SETUP[name][2]
+    diverging = methods.info(name).tiny.diverge
     with pytest.raises(loop.DivergenceError, match=rf"{name} diverged at step \d+/3.*Likely cause") as err:
         _run(name, tiny, **diverging)
     good = err.value.synthetic

@@ -95,9 +95,8 @@ def test_forgetting_statistics_are_reused(blob_set):
 
 def test_herding_uses_model_features(blob_set):
     train = blob_set(6)
-    from course_utils.evaluation import training
 
-    net = training.make_model("convnet", train.info, 0, width=8)
+    net = samplers.build_network("convnet", train.info, 0, width=8)
     syn = methods.distill("herding", train, 2, generator=torch.Generator().manual_seed(0), model=net, pool_per_class=4)
     assert syn.meta["hparams"] == {"pool_per_class": 4} and syn.meta["features"] == "network"
     assert syn.meta["model"]["sampler"] == "fixed"  # a trained module is used as it is

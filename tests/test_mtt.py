@@ -12,7 +12,7 @@ from course_utils.evaluation import training
 from course_utils.methods import mtt
 from course_utils.nets import samplers, trajectories
 
-SPEC = dict(model="convnet", model_kwargs={"width": 8}, epochs=3, batch_size=64)
+SPEC = dict(model=samplers.FreshInit("convnet", width=8), epochs=3, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def buffer(tiny, tmp_path_factory):
 
 def _distiller(tiny, buffer, **hparams):
     config = mtt.Config(**{"strategy": "none", "expert_epochs": 2, "max_start_epoch": 1, **hparams}).resolved("mnist")
-    sampler = samplers.ExpertTrajectories(buffer, max_start_epoch=config.max_start_epoch, expert_epochs=2)
+    sampler = trajectories.ExpertTrajectories(buffer, max_start_epoch=config.max_start_epoch, expert_epochs=2)
     return mtt.TrajectoryMatching(
         tiny, 2, generator=torch.Generator().manual_seed(0), config=config, sampler=sampler, dsa=config.augmentation()
     )
@@ -93,7 +93,9 @@ def test_the_learned_lr_travels_with_the_set_into_evaluation(tiny, buffer, mnist
     )  # fmt: skip
     assert syn.lr is not None and syn.lr != 0.01, "α is learned"
     assert syn.lr == syn.meta["learned_lr"] == syn.meta["history"]["syn_lr"][-1]
-    result = training.evaluate_set(syn, mnist[1].subset(range(200)), epochs=2, num_models=1, model_kwargs={"width": 8})
+    result = training.evaluate_set(
+        syn, mnist[1].subset(range(200)), epochs=2, num_models=1, model=samplers.FreshInit("convnet", width=8)
+    )
     assert result.settings["lr"] == syn.lr
     assert type(syn).load(syn.save(tmp_path / "mtt.pt")).lr == syn.lr, "saved and loaded with the set"
 
@@ -138,7 +140,7 @@ def test_cifar_whitened_end_to_end(tmp_path, fake_cifar):
     fake_cifar(tmp_path, "cifar10", 100, 20)
     raw, raw_test = data.load("cifar10", root=tmp_path, download=False)
     train, _ = data.whiten(raw, raw_test)
-    spec = dict(model="convnet", model_kwargs={"width": 8}, epochs=2, batch_size=32, root=tmp_path / "experts")
+    spec = dict(model=samplers.FreshInit("convnet", width=8), epochs=2, batch_size=32, root=tmp_path / "experts")
     buffer = trajectories.train_experts(train, 1, **spec)
     syn = mtt.distill(
         train, 1, generator=torch.Generator().manual_seed(0), model=buffer, steps=2, syn_steps=2, expert_epochs=1,

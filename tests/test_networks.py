@@ -146,17 +146,17 @@ def test_early_stage_pool_loads_a_trained_state_and_perturbs_it():
 def test_expert_trajectories_give_start_and_target():
     from course_utils.nets import trajectories
 
-    spec = trajectories.ExpertSpec(model="mlp", model_kwargs={"width": 4}, epochs=4)
+    spec = trajectories.ExpertSpec(model=samplers.FreshInit("mlp", width=4), epochs=4)
     net = spec.sampler().bind(INFO, "cpu").build(0)
     base = trajectories.flat_parameters(net)
     flat = [torch.stack([base + e + t for t in range(5)]) for e in range(2)]  # expert e, epoch t: base + e + t
     names, shapes = [n for n, _ in net.named_parameters()], [p.shape for p in net.parameters()]
     buffer = trajectories.ExpertBuffer(spec, {"dataset": "mnist", "data": "-"}, flat, names, shapes)
-    experts = samplers.ExpertTrajectories(buffer, max_start_epoch=2, expert_epochs=2).bind(INFO, "cpu")
+    experts = trajectories.ExpertTrajectories(buffer, max_start_epoch=2, expert_epochs=2).bind(INFO, "cpu")
     seg = experts.sample(torch.Generator().manual_seed(0))
     assert seg.start in (0, 1) and seg.expert in (0, 1)
     torch.testing.assert_close(seg.start_params, base + seg.expert + seg.start)
     torch.testing.assert_close(seg.target_params - seg.start_params, torch.full_like(base, 2.0))
     assert isinstance(experts.network(), nn.Module) and experts.spec()["experts"] == 2
     with pytest.raises(ValueError, match="max_start_epoch=4 is beyond the buffer"):
-        samplers.ExpertTrajectories(buffer, max_start_epoch=4, expert_epochs=2)
+        trajectories.ExpertTrajectories(buffer, max_start_epoch=4, expert_epochs=2)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from course_utils import methods
 from course_utils.data.augment import DSA, DCAugment
 from course_utils.evaluation import protocol
 
@@ -26,13 +27,13 @@ def test_dsa_protocol_augments_with_the_datasets_strategy():
 
 
 def test_paper_protocol_per_method_and_overridden_epochs():
-    assert protocol.resolve("paper", "mnist", method="dc").name == "dc"
-    assert protocol.resolve("paper", "mnist", method="dsa").name == "dsa"
-    assert protocol.resolve("paper", "mnist", method="random").name == "dc"
-    short = protocol.resolve("paper", "mnist", method="dsa", epochs=300)
+    assert protocol.resolve("paper", "mnist", paper=methods.paper_protocol("dc")).name == "dc"
+    assert protocol.resolve("paper", "mnist", paper=methods.paper_protocol("dsa")).name == "dsa"
+    assert protocol.resolve("paper", "mnist", paper=methods.paper_protocol("random")).name == "dc"
+    short = protocol.resolve("paper", "mnist", paper="dsa", epochs=300)
     assert short.label == "dsa (300 epochs, dsa:color_crop_cutout_scale_rotate)" and short.epochs == 301
     assert protocol.named("plain", "mnist", 50).label == "plain (50 epochs, none)"
-    with pytest.raises(ValueError, match="protocol='paper' needs the method"):
+    with pytest.raises(ValueError, match="protocol='paper' needs the protocol of the method's paper"):
         protocol.resolve("paper", "mnist")
     with pytest.raises(ValueError, match="protocol='dcc' is not valid; valid: plain, dc, dsa, paper"):
         protocol.resolve("dcc", "mnist")

@@ -19,7 +19,7 @@ from course_utils.nets.trajectories import ExpertSpec
 from course_utils.records import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = dict(model="convnet", model_kwargs={"width": 8}, epochs=3, batch_size=64)
+SPEC = dict(model=samplers.FreshInit("convnet", width=8), epochs=3, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_reused_when_present_and_grown_expert_by_expert(tiny, tmp_path, monkeypa
     monkeypatch.setattr(trajectories, "train_epoch", no_training)
     again = trajectories.train_experts(tiny, 2, root=tmp_path, **SPEC)
     assert all(torch.equal(a, b) for a, b in zip(two.trajectories, again.trajectories))
-    loaded = trajectories.load(two.folder, model="convnet", width=8)
+    loaded = trajectories.load(two.folder, model=samplers.FreshInit("convnet", width=8))
     assert len(loaded) == 2 and torch.equal(loaded.trajectories[1], two.trajectories[1])
     assert len(trajectories.load(two.folder, experts=1)) == 1
 
@@ -72,7 +72,9 @@ def test_keyed_by_everything_that_determines_them(tiny, mnist, tmp_path):
     for changed in (
         trajectories.buffer_folder(tiny, ExpertSpec(**{**SPEC, "epochs": 4}), tmp_path),
         trajectories.buffer_folder(tiny, ExpertSpec(**{**SPEC, "lr": 0.02}), tmp_path),
-        trajectories.buffer_folder(tiny, ExpertSpec(**{**SPEC, "model_kwargs": {"width": 16}}), tmp_path),
+        trajectories.buffer_folder(
+            tiny, ExpertSpec(**{**SPEC, "model": samplers.FreshInit("convnet", width=16)}), tmp_path
+        ),
         trajectories.buffer_folder(tiny, ExpertSpec(**{**SPEC, "strategy": "none"}), tmp_path),
         trajectories.buffer_folder(tiny, ExpertSpec(**{**SPEC, "seed": 1}), tmp_path),
         trajectories.buffer_folder(other_data, base, tmp_path),
@@ -95,14 +97,14 @@ def test_a_file_of_another_run_is_refused(tiny, tmp_path):
 
 _KILLED_RUN = """
 import os, signal, sys, torch
-from course_utils import data, trajectories
+from course_utils import data, samplers, trajectories
 train = data.load_dataset("mnist", root=sys.argv[1]).balanced_subset(20, torch.Generator().manual_seed(0))
 
 def kill(event):
     if event.expert == 1 and event.epoch == 2:  # after expert 1's second epoch was saved
         os.kill(os.getpid(), signal.SIGKILL)
 
-trajectories.train_experts(train, 2, root=sys.argv[2], callback=kill, model="convnet", model_kwargs={"width": 8},
+trajectories.train_experts(train, 2, root=sys.argv[2], callback=kill, model=samplers.FreshInit("convnet", width=8),
                            epochs=3, batch_size=64)
 """
 
@@ -135,10 +137,10 @@ def test_a_killed_run_resumes_bit_identical(tiny, mnist_root, tmp_path):
 def test_sampler_refuses_segments_beyond_the_buffer(tiny, tmp_path):
     buf = trajectories.train_experts(tiny, 1, root=tmp_path, **SPEC)  # 3 epochs
     with pytest.raises(ValueError, match=r"expert_epochs=4 is beyond the 3-epoch trajectories.*valid 1..3"):
-        samplers.ExpertTrajectories(buf, max_start_epoch=1, expert_epochs=4)
+        trajectories.ExpertTrajectories(buf, max_start_epoch=1, expert_epochs=4)
     with pytest.raises(ValueError, match=r"max_start_epoch=3 is beyond the buffer.*must be in 1..2"):
-        samplers.ExpertTrajectories(buf, max_start_epoch=3, expert_epochs=2)
-    sampler = samplers.ExpertTrajectories(buf, max_start_epoch=2, expert_epochs=2).bind(tiny.info, "cpu")
+        trajectories.ExpertTrajectories(buf, max_start_epoch=3, expert_epochs=2)
+    sampler = trajectories.ExpertTrajectories(buf, max_start_epoch=2, expert_epochs=2).bind(tiny.info, "cpu")
     g = torch.Generator().manual_seed(0)
     starts = set()
     for _ in range(20):
@@ -147,13 +149,13 @@ def test_sampler_refuses_segments_beyond_the_buffer(tiny, tmp_path):
         assert torch.equal(seg.target_params, buf.trajectories[seg.expert][seg.start + 2])
     assert starts == {0, 1}
     with pytest.raises(TypeError, match="ExpertBuffer"):
-        samplers.ExpertTrajectories("convnet", max_start_epoch=1, expert_epochs=1)
+        trajectories.ExpertTrajectories("convnet", max_start_epoch=1, expert_epochs=1)
 
 
 def test_a_buffer_of_another_model_or_other_data_is_refused(tiny, mnist, tmp_path):
     buf = trajectories.train_experts(tiny, 1, root=tmp_path, **SPEC)
     with pytest.raises(ValueError, match=r"holds trajectories of convnet \{'width': 8\}.*convnet \{'width': 128\}"):
-        trajectories.load(buf.folder, model="convnet", width=128)
+        trajectories.load(buf.folder, model=samplers.FreshInit("convnet", width=128))
     with pytest.raises(ValueError, match="holds trajectories of convnet.*not of the asked lenet"):
         buf.check_model("lenet")
     other = mnist[0].balanced_subset(20, torch.Generator().manual_seed(1))

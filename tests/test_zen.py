@@ -64,7 +64,8 @@ def test_ift_hypergradient_matches_finite_differences_at_the_inner_optimum():
             theta, x, labels, x_real, y_real, method="neumann", terms=terms, alpha=1.0 / lam
         )
         errors.append(float((neumann - exact).norm() / exact.norm()))
-    assert errors[0] > errors[1] >= errors[2] and errors[2] < 1e-4, errors
+    # (100 and 400 terms both sit at the floor of the exact solve's own error: equal up to rounding)
+    assert errors[0] > errors[1] and errors[2] <= errors[1] * (1 + 1e-6) and errors[2] < 1e-4, errors
     # the identity variant (the public code's H ≈ I) points elsewhere
     identity, _ = zen.family_hypergradient(theta, x, labels, x_real, y_real, method="identity")
     cos = float((identity * exact).sum() / (identity.norm() * exact.norm()))
@@ -122,9 +123,9 @@ def test_the_update_is_the_worst_familys_hypergradient(tiny):
     """One step by hand: fresh weights for every family from the same draws, J steps, the worst family's IFT
     hypergradient, one Adam step; the package's first step must give the same images."""
     config = zen.Config(steps=1, inner_steps=2, lr_net=0.02, hypergradient="neumann", neumann_terms=2)
-    pool = zen.as_pool(TINY_POOL)
+    pool = samplers.as_pool(TINY_POOL, zen.DEFAULT_POOL)
     gen = torch.Generator().manual_seed(3)
-    distiller = zen.WorstCaseDistiller(tiny, 2, generator=gen, config=config, pool=pool)
+    distiller = zen.WorstCaseDistiller(tiny, 2, generator=gen, config=config, sampler=pool)
     start = distiller.images.detach().clone()
     replay = torch.Generator()
     replay.set_state(gen.get_state())
@@ -183,8 +184,8 @@ def test_bad_input_is_named(tiny, kw, error, match):
 
 
 def test_pool_spec_names_every_family_and_duplicates_get_distinct_labels():
-    pool = zen.as_pool(["convnet", samplers.FreshInit("convnet", width=8), "lenet"])
+    pool = zen.METHOD.sampler(["convnet", samplers.FreshInit("convnet", width=8), "lenet"])
     assert zen.family_labels(pool) == ["convnet", "convnet_2", "lenet"]
     assert [m["model"] for m in pool.spec()["members"]] == ["convnet", "convnet", "lenet"]
-    assert zen.as_pool(None).names == list(zen.DEFAULT_POOL)
-    assert zen.as_pool("lenet").names == ["lenet"]
+    assert zen.METHOD.sampler(None).names == list(zen.DEFAULT_POOL)
+    assert zen.METHOD.sampler("lenet").names == ["lenet"]

@@ -16,7 +16,7 @@ import torch
 
 from . import validate
 
-__all__ = ["saved_tensor_bytes", "measure"]
+__all__ = ["saved_tensor_bytes", "measure", "synchronize", "synchronized_time"]
 
 
 def saved_tensor_bytes(fn: Callable[[], object]) -> int:
@@ -33,9 +33,17 @@ def saved_tensor_bytes(fn: Callable[[], object]) -> int:
     return sum(storages.values())
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: str | torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA runs asynchronously; a CPU has nothing to wait for)."""
+    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def synchronized_time(device: str | torch.device) -> float:
+    """``time.perf_counter()`` once ``device``'s queued work is done: the clock of every timed step in the course."""
+    synchronize(device)
+    return time.perf_counter()
 
 
 def measure(fn: Callable[[], object], device: torch.device, repeats: int = 3) -> tuple[int, int | None, float]:
@@ -46,16 +54,15 @@ def measure(fn: Callable[[], object], device: torch.device, repeats: int = 3) ->
     saved = saved_tensor_bytes(fn)
     peak = None
     if device.type == "cuda":
-        _sync(device)
+        synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         fn()
-        _sync(device)
+        synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) - base
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = synchronized_time(device)
         fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+        times.append(synchronized_time(device) - t0)
     return saved, peak, sorted(times)[len(times) // 2]

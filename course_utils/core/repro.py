@@ -1,8 +1,14 @@
-"""Reproducibility in one call.
+"""Reproducibility: deterministic kernels, and one scheme for every random stream of the course.
 
-``seed_everything(seed)`` seeds Python, NumPy and torch, turns on deterministic algorithms and
-returns a ``torch.Generator`` that every sampler and augmentation in the course takes explicitly.
-Same seed, same machine, same profile => bit-identical synthetic sets and accuracies.
+``seed_everything(seed)`` seeds Python, NumPy and torch, turns on deterministic algorithms and returns a
+``torch.Generator`` that every sampler and augmentation in the course takes explicitly.
+
+**One convention for randomness.** Every random draw of the course (distillation, evaluation, experts, pools, subsets)
+comes from a CPU generator, made by ``make_generator`` from a seed that ``run_seed`` derives from the run's seed and
+the parts that name it (``run_generator(seed, method, dataset, ipc, purpose)``), or drawn from such a generator
+(``derive_seed``). The numbers are drawn on the CPU and moved to the data's device, so a CPU and a GPU run make the
+same draws, and a result does not depend on which runs were made before it. Same seed, same machine, same profile:
+bit-identical synthetic sets and accuracies.
 """
 
 from __future__ import annotations
@@ -33,14 +39,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def seed_everything(
-    seed: int, device: str | torch.device = "cpu", *, strict: bool = True, threads: int | None = None
-) -> torch.Generator:
-    """Seed python/numpy/torch, switch on deterministic kernels and return a generator on ``device``.
+def seed_everything(seed: int, *, strict: bool = True, threads: int | None = None) -> torch.Generator:
+    """Seed python/numpy/torch, switch on deterministic kernels and return the CPU generator of ``seed``.
 
-    strict=True also disables TF32 so GPU matmuls are full fp32. The returned generator lives on ``device``
-    (default: the CPU, whatever GPU is visible: the course draws its random numbers on the CPU so that the same
-    seed gives the same draws on every machine, and moves them to the data).
+    strict=True also disables TF32 so GPU matmuls are full fp32. The generator lives on the CPU whatever GPU is
+    visible: the course draws its random numbers on the CPU (see the module docstring).
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -55,13 +58,12 @@ def seed_everything(
         torch.backends.cudnn.allow_tf32 = False
     if threads is not None:
         torch.set_num_threads(threads)
-    return make_generator(seed, device)
+    return make_generator(seed)
 
 
-def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A fresh ``torch.Generator`` seeded with ``seed`` (no global state touched); on the CPU unless asked."""
-    dev = resolve_device(device)
-    g = torch.Generator(device=dev)
+def make_generator(seed: int) -> torch.Generator:
+    """A fresh CPU ``torch.Generator`` seeded with ``seed`` (no global state touched)."""
+    g = torch.Generator(device="cpu")
     g.manual_seed(seed)
     return g
 
@@ -83,12 +85,12 @@ def run_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
-def run_generator(seed: int, *parts: object, device: str | torch.device = "cpu") -> torch.Generator:
-    """``make_generator(run_seed(seed, *parts), device)``: the generator of one named run.
+def run_generator(seed: int, *parts: object) -> torch.Generator:
+    """``make_generator(run_seed(seed, *parts))``: the CPU generator of one named run.
 
     >>> g = run_generator(0, "dc", "mnist", 10, "distill")
     """
-    return make_generator(run_seed(seed, *parts), device)
+    return make_generator(run_seed(seed, *parts))
 
 
 def generator_fingerprint(generator: torch.Generator) -> str:

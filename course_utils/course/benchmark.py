@@ -2,13 +2,12 @@
 
 A *cell* is (method, dataset, IPC). Every cell runs through ``experiment.run_method`` with the profile's protocol
 (``cfg["eval_protocol"]``, the same for every method), so the records share the course's schema and experiment name
-``EXPERIMENT``. A method's hyperparameters come from the profile (``config.NOTEBOOK_PROFILES[EXPERIMENT]``, key
-``hparams``: per method a dict of hyperparameters whose integer keys hold per-IPC overrides); what a method needs
-besides its hyperparameters is made once per dataset by ``Preparation`` with the functions the method's own notebook
-calls (MTT's expert trajectories: ``trajectories.train_experts``; Acc-DD's early-stage pool:
-``accdd.early_stage_pool``; ZEN's architecture pool: ``samplers.ArchitecturePool``; the ridge fit behind the closed
-form: ``krr_closed_form.fit_full_model``; forgetting's statistics; herding's embedding network), and its seconds are
-kept apart from the distillation's (``prepare_seconds``).
+``EXPERIMENT``. Everything method-specific comes from the method's registry entry (``methods.registry.MethodInfo``):
+its hyperparameters per profile (``benchmark``; integer keys hold per-IPC overrides) and what it needs made once per
+dataset (``prepare`` with ``prepare_settings``: MTT's experts, Acc-DD's early-stage pool, ZEN's families, the ridge
+fit behind the closed form, forgetting's statistics, herding's embedding network), made by ``Preparation`` with the
+functions the method's own notebook calls; its seconds are kept apart from the distillation's (``prepare_seconds``).
+A method added to the registry is in the benchmark with no edit here.
 
 Recorded results: when ``results.COMMITTED_DIR`` holds records of ``EXPERIMENT`` for the same method, dataset, IPC,
 profile and protocol, the cell reads them instead of recomputing, and its row says so (``source``: "recorded on
@@ -28,8 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .. import methods
 from ..core import repro
 from ..data.datasets import ImageSet
-from ..evaluation import training
-from ..nets import samplers, trajectories
+from ..methods import registry
 from ..records import papers, results, summary
 from ..records.synthetic import SyntheticSet
 from . import experiment
@@ -56,43 +54,35 @@ COMPUTED = "computed now"
 
 
 def _method(name: str) -> str:
-    if not isinstance(name, str) or name.lower() not in methods.REGISTRY:
-        raise ValueError(f"unknown method {name!r}; valid: {', '.join(methods.METHOD_NAMES)}")
-    return name.lower()
+    return methods.info(name).name  # an unknown method: ValueError naming the valid ones
 
 
-def _settings(cfg: Mapping[str, Any], method: str) -> dict:
-    table = cfg.get("hparams") or {}
-    if method not in table:
+def budget_table(cfg: Mapping[str, Any], method: str) -> Mapping[Any, Any]:
+    """The benchmark hyperparameters of ``method`` (integer keys: per-IPC entries): ``cfg["hparams"][method]`` when a
+    caller gives its own table, else the method's registry entry for the profile ``cfg["profile"]``."""
+    entry = methods.info(method)
+    own = (cfg.get("hparams") or {}).get(entry.name)
+    if own is not None:
+        return own
+    profile = cfg.get("profile")
+    if profile not in entry.benchmark:
         raise ValueError(
-            f"the {cfg.get('profile')} profile has no benchmark settings for {method!r}; "
-            f"methods with settings: {', '.join(table)}"
+            f"{entry.name} has no benchmark budget for profile {profile!r} (its budgets: {', '.join(entry.benchmark)});"
+            f" or give one in cfg['hparams'][{entry.name!r}]"
         )
-    return dict(table[method])
+    return entry.benchmark[profile]
 
 
 def listed_ipcs(cfg: Mapping[str, Any], method: str) -> tuple[int, ...] | None:
     """The IPCs ``method`` has its own settings for (None: one setting for every IPC)."""
-    per_ipc = sorted(k for k in _settings(cfg, _method(method)) if isinstance(k, int))
-    return tuple(per_ipc) or None
+    return tuple(sorted(k for k in budget_table(cfg, method) if isinstance(k, int))) or None
 
 
 def hparams_for(cfg: Mapping[str, Any], method: str, ipc: int) -> dict:
-    """The hyperparameters of ``method`` at ``ipc``: the profile's common ones, overridden by its per-IPC entry.
-
-    An IPC without its own entry takes the entry of the largest listed IPC below it (the smallest listed one below
-    them all): IPC 3 runs with IPC 1's budget, IPC 20 with IPC 10's. ``ipc`` must be a positive int.
-    """
-    method = _method(method)
-    if isinstance(ipc, bool) or not isinstance(ipc, int) or ipc < 1:
-        raise ValueError(f"ipc must be an integer >= 1, got {ipc!r}")
-    table = _settings(cfg, method)
-    listed = listed_ipcs(cfg, method)
-    common = {k: v for k, v in table.items() if not isinstance(k, int)}
-    if listed is None:
-        return common
-    entry = max((k for k in listed if k <= ipc), default=listed[0])
-    return {**common, **dict(table[entry])}
+    """The hyperparameters of ``method`` at ``ipc`` (``budget_table``): the common ones, overridden by the per-IPC
+    entry of the listed IPC nearest to ``ipc``, the smaller on a tie (``registry.at_ipc``: IPC 3 runs with IPC 1's
+    budget, IPC 20 with IPC 10's). ``ipc`` must be a positive int."""
+    return registry.at_ipc(budget_table(cfg, method), ipc)
 
 
 def check_grid(cfg: Mapping[str, Any], methods_: Sequence[str], ipcs: Sequence[int]) -> list[str]:
@@ -113,19 +103,14 @@ class Preparation:
     """What the methods need on one training set besides their hyperparameters, made on first use and reused by
     every IPC: ``kwargs(method)`` gives the extra arguments of ``methods.distill``, ``seconds[method]`` what making
     them took (training the experts, the pool or the embedding network; counting forgetting events; the full-data
-    ridge fit). ``cfg["prepare"]`` holds the settings (per method)."""
+    ridge fit). Each method says how (``MethodInfo.prepare`` with its ``prepare_settings`` of the profile, or
+    ``cfg["prepare"][method]`` when a caller gives its own)."""
 
     train: ImageSet
     cfg: Mapping[str, Any]
     root: str | Path | None = None  # where experts and pools are stored (None: under the output folder)
     seconds: dict[str, float] = field(default_factory=dict)
     _made: dict[str, dict] = field(default_factory=dict)
-
-    def _opts(self, method: str) -> dict:
-        return dict((self.cfg.get("prepare") or {}).get(method, {}))
-
-    def _width(self, opts: Mapping[str, Any]) -> dict:
-        return {"width": opts.get("width", self.cfg["model_width"])}
 
     def kwargs(self, method: str) -> dict:
         method = _method(method)
@@ -137,81 +122,25 @@ class Preparation:
         return dict(self._made[method])
 
     def _make(self, method: str) -> tuple[dict, float | None]:
-        opts, train, cfg = self._opts(method), self.train, self.cfg
-        gen = repro.run_generator(cfg["seed"], method, train.name, "prepare")
-        if method in ("random",):
-            return {}, 0.0
-        if method == "herding":  # features of a ConvNet trained briefly on the training set (None epochs: pixels)
-            if not opts.get("epochs"):
-                return {}, 0.0
-            net, result = training.train_full(
-                train,
-                train,  # its accuracy on the training set is not used
-                epochs=opts["epochs"],
-                model=cfg["model"],
-                model_kwargs=self._width(opts),
+        entry, cfg = methods.info(method), self.cfg
+        model = experiment.distill_model(cfg)
+        if entry.prepare is None:  # the profile's network for the methods that draw one, else nothing
+            return ({"model": model} if entry.network == "sampler" else {}), 0.0
+        own = (cfg.get("prepare") or {}).get(method)
+        settings = own if own is not None else entry.prepare_settings.get(cfg["profile"], {})
+        return entry.prepare(
+            registry.Preparation(
+                train=self.train,
+                model=model,
+                width=cfg.get("model_width"),
                 seed=cfg["seed"],
                 device=cfg["device"],
+                root=None if self.root is None else Path(self.root),
+                generator=repro.run_generator(cfg["seed"], method, self.train.name, "prepare"),
+                settings=dict(settings),
+                hparams={k: v for k, v in budget_table(cfg, method).items() if not isinstance(k, int)},
             )
-            return {"model": net}, sum(result.train_seconds)
-        if method == "forgetting":
-            from ..methods import forgetting
-
-            own = _settings(cfg, "forgetting")  # the statistics follow the method's own hyperparameters
-            stats = forgetting.compute_statistics(
-                train,
-                generator=gen,
-                model=experiment.distill_model(cfg),
-                epochs=own.get("epochs", forgetting.Config.epochs),
-                pool_per_class=own.get("pool_per_class"),
-            )
-            return {"statistics": stats}, None
-        if method == "krr_closed_form":
-            from ..methods import krr_closed_form
-
-            full = krr_closed_form.fit_full_model(train, opts.get("feature_map", "random_network"), generator=gen)
-            return {"full_model": full, "feature_map": full.feature_map}, None
-        if method == "kip":
-            return {"feature_map": opts.get("feature_map", "random_network")}, 0.0
-        if method in ("dc", "dsa", "dm"):
-            return {"model": experiment.distill_model(cfg)}, 0.0
-        if method == "dd":
-            name = opts.get("model", "lenet")
-            return {"model": experiment.distill_model(cfg, name)}, 0.0
-        if method == "mtt":
-            buffer = trajectories.train_experts(
-                train,
-                opts.get("experts", 2),
-                model=cfg["model"],
-                model_kwargs=self._width(opts),
-                epochs=opts.get("epochs", 5),
-                seed=cfg["seed"],
-                root=None if self.root is None else Path(self.root) / "experts",
-                device=cfg["device"],
-            )
-            return {"model": buffer}, float(sum(buffer.seconds))
-        if method == "accdd":
-            from ..methods import accdd
-
-            pool, seconds = accdd.early_stage_pool(
-                train,
-                opts.get("networks", 2),
-                opts.get("epochs", 1),
-                model=cfg["model"],
-                model_kwargs=self._width(opts),
-                seed=cfg["seed"],
-                root=None if self.root is None else Path(self.root) / "pools",
-                device=cfg["device"],
-            )
-            return {"model": pool}, float(seconds)
-        if method == "zen":
-            pool = opts.get("pool", ("convnet", "lenet"))
-            widths = opts.get("pool_width", (None,) * len(pool))
-            if len(widths) != len(pool):
-                raise ValueError(f"zen pool_width has {len(widths)} entries for {len(pool)} families: one per family")
-            members = [samplers.FreshInit(n, **({} if w is None else {"width": w})) for n, w in zip(pool, widths)]
-            return {"model": samplers.ArchitecturePool(members)}, 0.0
-        raise AssertionError(f"no preparation rule for {method}")  # every registered method has one above
+        )
 
 
 # ------------------------------------------------------------------------------------------------------- rows

@@ -55,13 +55,19 @@ class MethodRun:
     draws: list[training.EvalResult] = field(default_factory=list)
 
 
-def _model_kwargs(cfg: Mapping[str, Any]) -> dict:
-    return {"width": cfg["model_width"]} if str(cfg["model"]).startswith("convnet") else {}
+#: The protocol a full-data baseline is compared under when a profile scores every row as its paper does.
+FULL_DATA_PROTOCOL = "plain"
 
 
 def eval_protocol(cfg: Mapping[str, Any], method: str | None, dataset: str) -> protocol.Protocol:
-    """The protocol of a profile (``cfg["eval_protocol"]``, ``cfg["eval_epochs"]`` overriding its epochs)."""
-    return protocol.resolve(cfg.get("eval_protocol", "plain"), dataset, method=method, epochs=cfg.get("eval_epochs"))
+    """The protocol of a profile (``cfg["eval_protocol"]``, ``cfg["eval_epochs"]`` overriding its epochs); "paper":
+    ``method``'s paper's (its registry entry; ``"full_data"``: ``FULL_DATA_PROTOCOL``)."""
+    paper = None
+    if method == "full_data":
+        paper = FULL_DATA_PROTOCOL
+    elif method is not None:
+        paper = methods.paper_protocol(method)  # an unknown method: ValueError naming the valid ones
+    return protocol.resolve(cfg.get("eval_protocol", "plain"), dataset, epochs=cfg.get("eval_epochs"), paper=paper)
 
 
 def eval_kwargs(cfg: Mapping[str, Any], method: str | None = None, dataset: str | None = None) -> dict:
@@ -72,8 +78,7 @@ def eval_kwargs(cfg: Mapping[str, Any], method: str | None = None, dataset: str 
     dataset = dataset or cfg["dataset"]
     return {
         "protocol": eval_protocol(cfg, method, dataset),
-        "model": cfg["model"],
-        "model_kwargs": _model_kwargs(cfg),
+        "model": distill_model(cfg),
         "num_models": cfg["eval_models"],
         "seed": cfg["seed"],
         "device": cfg["device"],
@@ -81,9 +86,9 @@ def eval_kwargs(cfg: Mapping[str, Any], method: str | None = None, dataset: str 
 
 
 def distill_model(cfg: Mapping[str, Any], name: str | None = None) -> samplers.FreshInit:
-    """The sampler a profile distils with: a fresh ``name`` (default ``cfg["model"]``) at the profile's width."""
-    name = name or cfg["model"]
-    return samplers.FreshInit(name, **({"width": cfg["model_width"]} if name.startswith("convnet") else {}))
+    """The sampler a profile distils and evaluates with: a fresh ``name`` (default ``cfg["model"]``) at the
+    profile's ``model_width`` (``samplers.with_width``)."""
+    return samplers.with_width(name or cfg["model"], cfg.get("model_width"))
 
 
 def _merge(results_: list[training.EvalResult]) -> training.EvalResult:
@@ -143,7 +148,7 @@ def run_method(
     result = _merge(evals)
     path = None
     if save:
-        evaluation = {k: kwargs[k] for k in ("model", "model_kwargs", "num_models")}
+        evaluation = {"model": kwargs["model"].spec(), "num_models": kwargs["num_models"]}
         path = save_set(
             experiment,
             method,
@@ -167,21 +172,15 @@ def run_full_data(
 ) -> tuple[torch.nn.Module, training.EvalResult, Path | None]:
     """Train the full-data baseline for ``cfg['full_epochs']`` epochs (no augmentation) and record it
     (method ``full_data``). Returns the trained network, its result and the record's path."""
+    model = distill_model(cfg)
     net, result = training.train_full(
-        train_set,
-        test_set,
-        epochs=cfg["full_epochs"],
-        model=cfg["model"],
-        model_kwargs=_model_kwargs(cfg),
-        seed=cfg["seed"],
-        device=cfg["device"],
+        train_set, test_set, epochs=cfg["full_epochs"], model=model, seed=cfg["seed"], device=cfg["device"]
     )
     path = None
     if save:
         params = {
             "profile": cfg.get("profile"),
-            "model": cfg["model"],
-            "model_kwargs": _model_kwargs(cfg),
+            "model": model.spec(),
             "epochs": cfg["full_epochs"],
             "train_images": len(train_set),
             "test_images": len(test_set),
@@ -269,7 +268,7 @@ def save_result(
 def cross_architecture(
     sets: Mapping[str, SyntheticSet],
     test_set: ImageSet,
-    architectures: Mapping[str, tuple[str, Mapping[str, Any]]],
+    architectures: Mapping[str, Any],
     *,
     protocol: protocol.Protocol | str = "plain",
     epochs: int | None = None,
@@ -277,20 +276,19 @@ def cross_architecture(
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> dict[tuple[str, str], training.EvalResult]:
-    """The C\\T table: every set (rows, ``{name: set}``) trained on every architecture (columns, ``{label: (model
-    name, options)}``) by the same protocol, ``{(row, column): EvalResult}``. Each set trains with its own learned
-    lr when it carries one (``training.evaluate_set``)."""
+    """The C\\T table: every set (rows, ``{name: set}``) trained on every architecture (columns, ``{label: network
+    sampler or model name}``, e.g. ``samplers.sized("vgg11", 16)``) by the same protocol, ``{(row, column):
+    EvalResult}``. Each set trains with its own learned lr when it carries one (``training.evaluate_set``)."""
     if not sets or not architectures:
         raise ValueError("cross_architecture needs at least one set and one architecture")
     table = {}
     for row, syn in sets.items():
-        for col, (model, options) in architectures.items():
+        for col, model in architectures.items():
             table[row, col] = training.evaluate_set(
                 syn,
                 test_set,
                 protocol=protocol,
                 model=model,
-                model_kwargs=dict(options),
                 num_models=num_models,
                 epochs=epochs,
                 seed=seed,

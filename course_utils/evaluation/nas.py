@@ -14,42 +14,41 @@ from typing import Any, Mapping, Sequence
 
 from ..core import validate
 from ..data.datasets import ImageSet
+from ..nets.samplers import FreshInit
 from ..records.synthetic import SyntheticSet
 from . import ranking, training
 
 __all__ = ["Agreement", "convnet_candidates", "reference_scores", "proxy_scores", "agreement"]
 
 
-def convnet_candidates(depths: Sequence[int], widths: Sequence[int], width: int) -> dict[str, dict]:
-    """ConvNet candidates ``{"d<depth>-w<width>": model options}``: every depth at ``width``, then depth 3 at each
-    other width of ``widths``."""
+def convnet_candidates(depths: Sequence[int], widths: Sequence[int], width: int) -> dict[str, FreshInit]:
+    """ConvNet candidates ``{"d<depth>-w<width>": a fresh ConvNet of that depth and width}``: every depth at
+    ``width``, then depth 3 at each other width of ``widths``."""
     if not depths:
         raise ValueError("convnet_candidates needs at least one depth")
     for d in depths:
         validate.positive_int("depth", d)
     for w in (*widths, width):
         validate.positive_int("width", w)
-    out = {f"d{d}-w{width}": {"depth": d, "width": width} for d in depths}
-    out.update({f"d3-w{w}": {"depth": 3, "width": w} for w in widths if w != width})
+    out = {f"d{d}-w{width}": FreshInit("convnet", depth=d, width=width) for d in depths}
+    out.update({f"d3-w{w}": FreshInit("convnet", depth=3, width=w) for w in widths if w != width})
     return out
 
 
 def reference_scores(
     train_set: ImageSet,
     test: ImageSet,
-    candidates: Mapping[str, Mapping[str, Any]],
+    candidates: Mapping[str, Any],
     *,
     epochs: int,
-    model: str = "convnet",
     seed: int = 0,
     device=None,
 ) -> tuple[dict[str, float], float]:
-    """Each candidate trained on ``train_set`` for ``epochs`` (plain training): ``({name: accuracy}, seconds)``."""
+    """Each candidate (a network sampler or a model name) trained on ``train_set`` for ``epochs`` (plain training):
+    ``({name: accuracy}, seconds)``."""
     scores, seconds = {}, 0.0
-    for name, options in candidates.items():
-        _, result = training.train_full(
-            train_set, test, epochs=epochs, model=model, model_kwargs=dict(options), seed=seed, device=device
-        )
+    for name, model in candidates.items():
+        _, result = training.train_full(train_set, test, epochs=epochs, model=model, seed=seed, device=device)
         scores[name] = result.mean
         seconds += sum(result.train_seconds)
     return scores, seconds
@@ -58,14 +57,14 @@ def reference_scores(
 def proxy_scores(
     syn: SyntheticSet,
     test: ImageSet,
-    candidates: Mapping[str, Mapping[str, Any]],
+    candidates: Mapping[str, Any],
     **evaluate_kwargs: Any,
 ) -> tuple[dict[str, float], float, str]:
     """Each candidate trained on the set ``syn`` (``training.evaluate_set`` with ``evaluate_kwargs``: protocol,
-    num_models, seed, device, ...; ``model_kwargs`` are the candidate's): ``({name: accuracy}, seconds, protocol)``."""
+    num_models, seed, device, ...; ``model`` is the candidate): ``({name: accuracy}, seconds, protocol)``."""
     scores, seconds, protocol = {}, 0.0, ""
-    for name, options in candidates.items():
-        result = training.evaluate_set(syn, test, **{**evaluate_kwargs, "model_kwargs": dict(options)})
+    for name, model in candidates.items():
+        result = training.evaluate_set(syn, test, **{**evaluate_kwargs, "model": model})
         scores[name] = result.mean
         seconds += sum(result.train_seconds)
         protocol = str(result.protocol)

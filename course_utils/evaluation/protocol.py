@@ -13,9 +13,10 @@ learning-rate schedule, and the augmentation of every training batch. The named 
 ``"dsa"``    the DSA paper's: the same SGD and schedule, E = 1000, DSA augmentation of every batch (one op per
              batch, per-image parameters; ``augment.strategy_for(dataset)``). DSA, DM and MTT report under it.
 
-``PAPER_PROTOCOLS`` names the protocol each method's paper reports under; ``for_method(name, dataset)`` gives it
-("paper" profiles evaluate every row as the paper it is compared with). ``epochs`` may be overridden (a profile
-that shortens evaluation): the protocol's ``label`` then says so.
+The protocol each method's paper reports under is a fact of the method (its registry entry, ``methods.registry``);
+"paper" profiles evaluate every row as the paper it is compared with: ``resolve("paper", dataset, paper=<that
+protocol's name>)``. ``epochs`` may be overridden (a profile that shortens evaluation): the protocol's ``label`` then
+says so.
 """
 
 from __future__ import annotations
@@ -28,27 +29,10 @@ import torch
 from ..core import validate
 from ..data.augment import DSA, DCAugment, strategy_for
 
-__all__ = ["Protocol", "PROTOCOL_NAMES", "PAPER_PROTOCOLS", "named", "for_method", "resolve"]
+__all__ = ["Protocol", "PROTOCOL_NAMES", "named", "resolve"]
 
 #: Names ``named`` accepts ("paper" is resolved per method by ``resolve``).
 PROTOCOL_NAMES: tuple[str, ...] = ("plain", "dc", "dsa")
-
-#: The protocol each method's paper reports its numbers under (coresets: the DC paper's table).
-PAPER_PROTOCOLS: dict[str, str] = {
-    "random": "dc",
-    "herding": "dc",
-    "forgetting": "dc",
-    "dd": "dc",
-    "kip": "dc",
-    "krr_closed_form": "dc",
-    "dc": "dc",
-    "dsa": "dsa",
-    "dm": "dsa",
-    "mtt": "dsa",
-    "zen": "dc",
-    "accdd": "dsa",
-    "full_data": "plain",
-}
 
 
 @dataclass(frozen=True)
@@ -138,19 +122,17 @@ def named(name: str, dataset: str, epochs: int | None = None) -> Protocol:
     return base.with_epochs(epochs)
 
 
-def for_method(method: str, dataset: str, epochs: int | None = None) -> Protocol:
-    """The protocol the paper of ``method`` reports under (``PAPER_PROTOCOLS``; unknown methods: "dc")."""
-    return named(PAPER_PROTOCOLS.get(method, "dc"), dataset, epochs)
-
-
-def resolve(protocol: "Protocol | str", dataset: str, method: str | None = None, epochs: int | None = None) -> Protocol:
-    """A ``Protocol`` from a protocol or a name; ``"paper"`` means the protocol of ``method``'s paper."""
+def resolve(protocol: "Protocol | str", dataset: str, epochs: int | None = None, paper: str | None = None) -> Protocol:
+    """A ``Protocol`` from a protocol or a name; ``"paper"`` means ``paper``, the name of the protocol the paper of
+    the method being scored reports under (its registry entry's ``paper_protocol``)."""
     if isinstance(protocol, Protocol):
         return protocol.with_epochs(epochs)
     if protocol == "paper":
-        if method is None:
-            raise ValueError("protocol='paper' needs the method whose paper it refers to")
-        return for_method(method, dataset, epochs)
+        if paper is None:
+            raise ValueError(
+                "protocol='paper' needs the protocol of the method's paper (paper=, a method's registry entry)"
+            )
+        return named(paper, dataset, epochs)
     if not isinstance(protocol, str):
         raise TypeError(f"protocol must be a Protocol or one of {', '.join(PROTOCOL_NAMES)}, paper; got {protocol!r}")
     if protocol not in PROTOCOL_NAMES:

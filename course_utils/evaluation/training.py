@@ -14,36 +14,33 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..core import validate
+from ..core.cost import synchronized_time
 from ..core.progress import progress
-from ..core.repro import make_generator, resolve_device
+from ..core.repro import resolve_device, run_generator, run_seed
 from ..data.datasets import ImageSet
-from ..nets.models import get_model
+from ..nets.fit import BatchHook, train_epoch
+from ..nets.samplers import FreshInit, NetworkSampler, as_sampler
 from ..records.synthetic import SyntheticSet
 from .protocol import Protocol, resolve
 
 __all__ = [
     "Protocol",
     "EvalResult",
-    "make_model",
+    "BatchHook",
     "train",
     "train_epoch",
     "accuracy",
-    "model_seed",
     "evaluate",
     "evaluate_set",
     "train_full",
     "check_set",
 ]
-
-#: ``on_batch(indices, logits, targets)``: called after every training step (e.g. to count forgetting events).
-BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass
@@ -94,18 +91,6 @@ class EvalResult:
             f"{self.mean:.2f}{spread} % ({len(self.accuracies)} × {self.model}, {self.num_images} images, "
             f"{self.protocol or f'{self.epochs} epochs'}, {self.seconds:.1f} s)"
         )
-
-
-def make_model(name: str, info, seed: int, device: str | torch.device = "cpu", **overrides) -> nn.Module:
-    """Build ``name`` for dataset ``info`` with weights drawn from ``seed``.
-
-    Initialisation uses torch's global RNG inside ``fork_rng``, so the caller's RNG state is left
-    untouched and the same seed always gives the same initial weights.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = get_model(name, info.channels, info.num_classes, info.image_size, **overrides)
-    return model.to(device)
 
 
 def train(
@@ -163,40 +148,6 @@ def train(
     return losses
 
 
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    batch_size: int,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-    on_batch: BatchHook | None = None,
-) -> float:
-    """One pass over (images, labels) in a random order drawn from ``generator``, in batches of ``batch_size``,
-    each augmented by ``augment(x, generator)`` and followed by one ``optimizer`` step; the mean loss of the pass.
-    ``train`` runs its epochs on it, and so do the experts of trajectory matching (``trajectories``)."""
-    n = len(images)
-    model.train()
-    order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
-    total = torch.zeros((), device=images.device)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        x, y = images[idx], labels[idx]
-        if augment is not None:
-            x = augment(x, generator)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(idx)
-        if on_batch is not None:
-            on_batch(idx, logits.detach(), y)
-    return float(total) / n
-
-
 @torch.inference_mode()
 def accuracy(model: nn.Module, test: ImageSet, batch_size: int = 500) -> float:
     """Top-1 accuracy (%) of ``model`` on ``test``."""
@@ -206,11 +157,6 @@ def accuracy(model: nn.Module, test: ImageSet, batch_size: int = 500) -> float:
         logits = model(test.images[start : start + batch_size])
         correct += (logits.argmax(1) == test.labels[start : start + batch_size]).sum()
     return 100.0 * int(correct) / len(test)
-
-
-def model_seed(seed: int, index: int) -> int:
-    """Seed of the ``index``-th evaluation model of a run seeded ``seed``."""
-    return seed * 1_000_003 + index
 
 
 def check_set(images, labels, test: ImageSet) -> None:
@@ -253,8 +199,7 @@ def evaluate(
     test: ImageSet,
     *,
     protocol: Protocol | str = "plain",
-    model: str = "convnet",
-    model_kwargs: dict | None = None,
+    model: Any = "convnet",
     num_models: int = 5,
     epochs: int | None = None,
     lr: float | None = None,
@@ -262,26 +207,27 @@ def evaluate(
     device: str | torch.device | None = None,
     on_batch: BatchHook | None = None,
 ) -> EvalResult:
-    """Train ``num_models`` fresh ``model``s on (images, labels) under ``protocol``; test each on ``test``.
+    """Train ``num_models`` fresh networks of ``model`` on (images, labels) under ``protocol``; test each on ``test``.
 
-    ``protocol``: a ``Protocol`` or a name (``protocol.PROTOCOL_NAMES``); ``epochs`` overrides its epochs (the
-    result then says so), ``lr`` its learning rate (a set's learned one). Model ``i`` is initialised from
-    ``model_seed(seed, i)`` and shuffles/augments with its own generator, so one call is bit-reproducible on a
-    given machine.
+    ``model``: a network sampler or what becomes one (``samplers.as_sampler``: a name, e.g. ``"lenet"``, or
+    ``samplers.FreshInit("convnet", width=32)``; a fixed network trains a copy of itself every time).
+    ``protocol``: a ``Protocol`` or a name (``protocol.PROTOCOL_NAMES``); ``epochs`` overrides its epochs (the result
+    then says so), ``lr`` its learning rate (a set's learned one). Network ``i`` is initialised from
+    ``repro.run_seed(seed, "evaluate", i, "init")`` and shuffles/augments with the CPU generator
+    ``repro.run_generator(seed, "evaluate", i, "data")``: one call is bit-reproducible on a given machine, and a
+    CPU and a GPU run make the same random draws.
     """
     check_set(images, labels, test)
     validate.positive_int("num_models", num_models)
     proto = resolve(protocol, test.name, epochs=epochs)
     device = resolve_device(device)
+    sampler = as_sampler(model, "convnet").bind(test.info, device)
     images, labels = images.detach().to(device), labels.detach().to(device)
     test = test.to(device)
     augment = proto.augmenter()
-    model_kwargs = dict(model_kwargs or {})
     accs, train_s, test_s = [], [], []
     for i in range(num_models):
-        s = model_seed(seed, i)
-        net = make_model(model, test.info, 2 * s, device, **model_kwargs)
-        gen = make_generator(2 * s + 1, device)
+        net, gen = _network(sampler, seed, "evaluate", i)
         t0 = time.perf_counter()
         train(
             net,
@@ -292,10 +238,9 @@ def evaluate(
             protocol=proto,
             augment=augment,
             on_batch=on_batch,
-            desc=f"{model} {i + 1}/{num_models}",
+            desc=f"{sampler.name if hasattr(sampler, 'name') else 'network'} {i + 1}/{num_models}",
         )
-        _sync(device)
-        t1 = time.perf_counter()
+        t1 = synchronized_time(device)
         accs.append(accuracy(net, test, proto.test_batch_size))
         t2 = time.perf_counter()
         train_s.append(t1 - t0)
@@ -303,12 +248,31 @@ def evaluate(
     settings = {
         "protocol": proto.as_dict(),
         "lr": proto.lr if lr is None else lr,
-        "model_kwargs": model_kwargs,
+        "model": sampler.spec(),
         "seed": seed,
         "device": str(device),
         "test_images": len(test),
     }
-    return EvalResult(accs, train_s, test_s, model, proto.epochs, len(images), settings)
+    return EvalResult(accs, train_s, test_s, _name(sampler), proto.epochs, len(images), settings)
+
+
+def _name(sampler: NetworkSampler) -> str:
+    """A short name of a sampler's networks for tables (``convnet``, ``lenet``, ``fixed lenet``)."""
+    spec = sampler.spec()
+    model = spec.get("model")
+    name = model if isinstance(model, str) else type(sampler).__name__
+    return f"fixed {name}" if spec.get("sampler") == "fixed" else name
+
+
+def _network(sampler: NetworkSampler, seed: int, *parts: object) -> tuple[nn.Module, torch.Generator]:
+    """The network of run ``(seed, *parts)`` and the CPU generator of its data order and augmentation: the one
+    derivation of the evaluation's randomness (``repro.run_seed``). A fresh sampler builds from the run's seed; any
+    other sampler draws from a generator of it."""
+    if isinstance(sampler, FreshInit):
+        net = sampler.build(run_seed(seed, *parts, "init"))
+    else:
+        net = sampler.sample(run_generator(seed, *parts, "init"))
+    return net, run_generator(seed, *parts, "data")
 
 
 def evaluate_set(syn: SyntheticSet, test: ImageSet, **kwargs) -> EvalResult:
@@ -324,21 +288,21 @@ def train_full(
     test: ImageSet,
     *,
     epochs: int,
-    model: str = "convnet",
-    model_kwargs: dict | None = None,
+    model: Any = "convnet",
     seed: int = 0,
     device: str | torch.device | None = None,
     protocol: Protocol | str = "plain",
     on_batch: BatchHook | None = None,
 ) -> tuple[nn.Module, EvalResult]:
-    """Full-data baseline: one network trained on the whole ``train_set`` for ``epochs`` with ``protocol``.
+    """Full-data baseline: one network of ``model`` (``samplers.as_sampler``) trained on the whole ``train_set`` for
+    ``epochs`` with ``protocol``; its randomness is run ``(seed, "full data")`` of the evaluation's scheme.
 
     Returns the trained network (reused e.g. as a feature extractor for herding) and its result.
     """
     proto = resolve(protocol, train_set.name, epochs=epochs)
     device = resolve_device(device)
-    net = make_model(model, train_set.info, 2 * model_seed(seed, 0), device, **dict(model_kwargs or {}))
-    gen = make_generator(2 * model_seed(seed, 0) + 1, device)
+    sampler = as_sampler(model, "convnet").bind(train_set.info, device)
+    net, gen = _network(sampler, seed, "full data")
     tr = train_set.to(device)
     t0 = time.perf_counter()
     train(
@@ -349,30 +313,24 @@ def train_full(
         protocol=proto,
         augment=proto.augmenter(),
         on_batch=on_batch,
-        desc=f"{model} full data",
+        desc=f"{_name(sampler)} full data",
     )
-    _sync(device)
-    t1 = time.perf_counter()
+    t1 = synchronized_time(device)
     acc = accuracy(net, test.to(device), proto.test_batch_size)
     t2 = time.perf_counter()
     result = EvalResult(
         [acc],
         [t1 - t0],
         [t2 - t1],
-        model,
+        _name(sampler),
         proto.epochs,
         len(train_set),
         {
             "protocol": proto.as_dict(),
             "seed": seed,
             "device": str(device),
-            "model_kwargs": dict(model_kwargs or {}),
+            "model": sampler.spec(),
             "test_images": len(test),
         },
     )
     return net, result
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

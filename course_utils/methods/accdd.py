@@ -64,7 +64,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -77,18 +77,18 @@ from ..data.datasets import ImageSet
 from ..nets import trajectories
 from ..nets.samplers import (
     EarlyStagePool,
-    ExpertTrajectories,
     FreshInit,
     NetworkSampler,
-    as_sampler,
     check_perturbation,
 )
 from ..records.synthetic import INITS, SyntheticSet
 from . import loop, matching
 from .dc import IMPLEMENTATION_CHOICES, GradientMatching
 from .hparams import ImageSGD, LoopConfig, parse
+from .registry import TINY_CONVNET, MethodInfo, Preparation, Tiny, by_profile
 
 __all__ = [
+    "METHOD",
     "VARIANTS",
     "Config",
     "ModelAugmentedMatching",
@@ -155,6 +155,12 @@ class Config(DSAFields, ImageSGD, LoopConfig):
         magnitude, _ = check_perturbation(self.magnitude, self.directions)
         object.__setattr__(self, "magnitude", magnitude)  # a list (from JSON) becomes the tuple
 
+    def network_optimizer(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+        """SGD (``lr_net``, ``momentum_net``, ``weight_decay_net``) of the network's updates on real data."""
+        return torch.optim.SGD(
+            list(params), lr=self.lr_net, momentum=self.momentum_net, weight_decay=self.weight_decay_net
+        )
+
     def network_augmentation(self) -> DSA | None:
         """The per-image augmentation of the network updates' real batches: the matching strategy without cutout
         when CutMix is on (the reference's), None for none (call ``resolved`` first)."""
@@ -203,6 +209,7 @@ class ModelAugmentedMatching(GradientMatching):
     training between them (here ``inner_loop`` SGD updates on real batches; DC: epochs on the synthetic set).
     """
 
+    method = "accdd"
     divergence_hint = (
         "the image learning rate lr_img is too high (the mse distance grows with the square of the gradients), or "
         "the network's training on real data diverged (lr_net)"
@@ -219,7 +226,7 @@ class ModelAugmentedMatching(GradientMatching):
         dsa: DSA | None = None,
         net_dsa: DSA | None = None,
     ):
-        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa, method="accdd")
+        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
         self.net_dsa = None if net_dsa is None or net_dsa.is_identity else net_dsa
         self.batch_net = min(config.batch_net, len(train_set))
 
@@ -260,9 +267,7 @@ class ModelAugmentedMatching(GradientMatching):
         step k − 1), so the divergence error carries the last good set."""
         config = self.config
         net = self.sampler.sample(self.generator)
-        optimizer = torch.optim.SGD(
-            net.parameters(), lr=config.lr_net, momentum=config.momentum_net, weight_decay=config.weight_decay_net
-        )
+        optimizer = config.network_optimizer(net.parameters())
         start_images, start_optimizer = self.images.detach().clone(), copy.deepcopy(self.optimizer.state_dict())
         T = self.outer_loop
         losses, net_losses = [], []
@@ -311,8 +316,7 @@ def early_stage_pool(
     networks: int = 5,
     epochs: int = 2,
     *,
-    model: str = "convnet",
-    model_kwargs: dict | None = None,
+    model: FreshInit | str = "convnet",
     perturb: bool = True,
     magnitude: tuple[float, float] = (0.01, 0.09),
     directions: int = 2,
@@ -326,7 +330,8 @@ def early_stage_pool(
     device: str | torch.device | None = None,
     callback: Callable[[trajectories.ExpertEvent], None] | None = None,
 ) -> tuple[EarlyStagePool, float]:
-    """An early-stage pool: ``networks`` ``model``s trained ``epochs`` epochs on ``train_set`` (SGD ``lr``,
+    """An early-stage pool: ``networks`` networks of ``model`` (a name, or a ``FreshInit`` with its options such as
+    ``width``) trained ``epochs`` epochs on ``train_set`` (SGD ``lr``,
     ``momentum``, ``weight_decay``, batches of ``batch_size``, DSA ``strategy`` per batch, None: the dataset's), and
     the seconds their training took.
 
@@ -341,7 +346,6 @@ def early_stage_pool(
         raise ValueError(f"perturb must be True or False, got {perturb!r}")
     spec = trajectories.ExpertSpec(
         model=model,
-        model_kwargs=dict(model_kwargs or {}),
         epochs=epochs,
         lr=lr,
         momentum=momentum,
@@ -352,36 +356,8 @@ def early_stage_pool(
     )
     folder = pool_folder(root)
     buffer = trajectories.train_experts(train_set, networks, spec, root=folder, device=device, callback=callback)
-    pool = EarlyStagePool.from_buffer(buffer, magnitude=magnitude if perturb else None, directions=directions)
+    pool = buffer.pool(magnitude=magnitude if perturb else None, directions=directions)
     return pool, float(pool.pretrain_seconds or 0.0)
-
-
-def _sampler(model: Any, config: Config, train_set: ImageSet) -> NetworkSampler:
-    """What ``model=`` means for Acc-DD (see ``distill``)."""
-    magnitude = config.magnitude if config.perturb else None
-    if model is None:
-        pool, _ = early_stage_pool(
-            train_set,
-            config.pool_networks,
-            config.pool_epochs,
-            perturb=config.perturb,
-            magnitude=config.magnitude,
-            directions=config.directions,
-            lr=config.lr_net,
-            momentum=config.momentum_net,
-            weight_decay=config.weight_decay_net,
-            batch_size=config.batch_net,
-        )
-        return pool
-    if isinstance(model, trajectories.ExpertBuffer):
-        model.check_data(train_set)
-        return EarlyStagePool.from_buffer(model, magnitude=magnitude, directions=config.directions)
-    if isinstance(model, ExpertTrajectories):
-        raise TypeError(
-            "Acc-DD draws whole networks, not expert segments: pass the buffer itself (model=buffer) or "
-            "samplers.EarlyStagePool.from_buffer(buffer)"
-        )
-    return as_sampler(model, "convnet")
 
 
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
@@ -395,7 +371,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
       ``<output>/early_stage_pools`` (the first call trains it, later ones load it), perturbed when ``perturb``;
     - a ``trajectories.ExpertBuffer`` (e.g. from ``early_stage_pool``'s folder or ``train_experts``): its networks
       at their last epoch, perturbed with this config's ``magnitude`` and ``directions`` when ``perturb``;
-    - any network sampler or what becomes one (``samplers.as_sampler``): an ``EarlyStagePool`` as it is; a model name,
+    - any network sampler or what becomes one (``nets.model_argument``): an ``EarlyStagePool`` as it is; a model name,
       a function or ``FreshInit`` draws fresh random networks (variant "fresh", IDC without multi-formation).
 
     ``hparams``: the fields of ``Config``. ``callback(event)``: a ``loop.StepEvent`` after every outer iteration
@@ -404,17 +380,76 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     """
     config = parse("accdd", Config, hparams).resolved(train_set.name)
     validate.ipc(ipc, train_set)  # before a pool is trained for nothing
-    sampler = _sampler(model, config, train_set)
-
-    def build() -> ModelAugmentedMatching:
-        return ModelAugmentedMatching(
+    if model is None:
+        model, _ = early_stage_pool(
             train_set,
-            ipc,
-            generator=generator,
-            config=config,
-            sampler=sampler,
-            dsa=config.augmentation(),
-            net_dsa=config.network_augmentation(),
+            config.pool_networks,
+            config.pool_epochs,
+            perturb=config.perturb,
+            magnitude=config.magnitude,
+            directions=config.directions,
+            lr=config.lr_net,
+            momentum=config.momentum_net,
+            weight_decay=config.weight_decay_net,
+            batch_size=config.batch_net,
         )
+    sampler = METHOD.sampler(
+        model, train_set=train_set, perturb=config.perturb, magnitude=config.magnitude, directions=config.directions
+    )
+    return loop.run(
+        ModelAugmentedMatching,
+        train_set,
+        ipc,
+        generator=generator,
+        config=config,
+        callback=callback,
+        sampler=sampler,
+        dsa=config.augmentation(),
+        net_dsa=config.network_augmentation(),
+    )
 
-    return loop.run("accdd", build, train_set, ipc, generator, config, {"model": sampler.spec()}, callback)
+
+def prepare(p: Preparation) -> tuple[dict, float]:
+    """Notebook 08: a pool of ``settings["networks"]`` networks of the profile's architecture trained
+    ``settings["epochs"]`` epochs (stored keyed, reused); their training seconds."""
+    pool, seconds = early_stage_pool(
+        p.train,
+        p.settings["networks"],
+        p.settings["epochs"],
+        model=p.model,
+        seed=p.seed,
+        root=p.folder("pools"),
+        device=p.device,
+    )
+    return {"model": pool}, float(seconds)
+
+
+METHOD = MethodInfo(
+    name="accdd",
+    family="model augmentation",
+    notebook="07",
+    iterative=True,
+    network="early_stage",
+    paper_protocol="dsa",
+    # fresh networks (its pool samplers and model=None: tests/test_accdd.py)
+    tiny=Tiny(
+        {"steps": 3, "outer_loop": 2, "inner_loop": 2, "batch_real": 8, "batch_net": 16},
+        diverge={"lr_img": 1e30},
+        model=TINY_CONVNET,
+    ),
+    benchmark=by_profile(
+        quick={
+            "outer_loop": 5,
+            "inner_loop": 4,
+            "batch_real": 64,
+            "lr_img": 1.0,
+            1: {"steps": 3},
+            10: {"steps": 2},
+            50: {"steps": 1},
+        },
+        standard={"steps": 100, "outer_loop": 100, "inner_loop": 8, "batch_real": 64, "lr_img": 1.0},
+        full={"steps": 500},
+    ),
+    prepare=prepare,
+    prepare_settings=by_profile({"networks": 2, "epochs": 1}, {"networks": 5, "epochs": 2}),
+)

@@ -68,14 +68,16 @@ import torch.nn.functional as F
 from torch import Generator
 
 from ..core import cost, validate
-from ..core.repro import resolve_device
+from ..core.repro import resolve_device, run_seed
 from ..data.datasets import ImageSet
-from ..evaluation.training import EvalResult, accuracy, model_seed
+from ..evaluation.training import EvalResult, accuracy
 from ..nets import samplers
+from ..nets.fit import sgd_steps
 from ..nets.samplers import NetworkSampler as Sampler
 from ..records.synthetic import INITS, SyntheticSet, class_labels, initial_images
 from . import loop
 from .hparams import LoopConfig, parse
+from .registry import MethodInfo, Preparation, Tiny, by_profile
 
 try:  # the differentiable-optimiser library; imported lazily so course_utils works without it
     import higher
@@ -203,7 +205,7 @@ class Bilevel(loop.Distiller):
     method = "dd"
 
     def __init__(self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, sampler: Sampler):
-        super().__init__(train_set, ipc, generator, config)
+        super().__init__(train_set, ipc, generator=generator, config=config)
         device = self.device
         self.sampler = sampler.bind(train_set.info, device)
         K = train_set.num_classes
@@ -281,7 +283,7 @@ class Bilevel(loop.Distiller):
     def synthetic_set(self) -> SyntheticSet:
         fixed = isinstance(self.sampler, samplers.FixedInit)
         meta = {
-            "init": "fixed" if fixed else "random",
+            "theta0": "fixed" if fixed else "random",
             "step_sizes": F.softplus(self.rho.detach()).tolist(),
             "groups": self.distill_steps,
             "T": self.T,
@@ -302,7 +304,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
         \theta_{t+1} = \theta_t - \operatorname{softplus}(\rho_t)\,\nabla_\theta \ell(\tilde x_{g(t)}; \theta_t),\quad
         \tilde x \leftarrow \mathrm{Adam}(\nabla_{\tilde x} L),\ \rho \leftarrow \mathrm{Adam}(\nabla_\rho L).
 
-    ``model``: a network sampler (``samplers.as_sampler``): a name (default ``"lenet"``, the paper's MNIST network;
+    ``model``: a network sampler (``nets.model_argument``): a name (default ``"lenet"``, the paper's MNIST network;
     a fresh θ₀ per step drawn with ``weight_init``), ``samplers.FixedInit`` or an ``nn.Module`` (fixed θ₀).
     ``hparams``: the fields of ``Config``: ``steps``; ``distill_steps`` (default ``ipc``: one image per class per
     step, as the paper) groups and ``distill_epochs`` passes, T = distill_steps·distill_epochs; ``lr_init``;
@@ -310,17 +312,13 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     (``"noise"``, as the paper, or ``"real"``); ``weight_init``; ``checkpoint``.
 
     Returns a ``SyntheticSet`` (class by class) whose ``meta`` holds ``step_sizes`` (the T learned η_t), ``groups``,
-    ``T``, ``init`` ("fixed"/"random") and, for a fixed θ₀, ``fixed_init`` (its state dict); ``lr`` is ``None``: the
+    ``T``, ``theta0`` ("fixed"/"random") and, for a fixed θ₀, ``fixed_init`` (its state dict); ``lr`` is ``None``: the
     η_t are the steps of a T-step plain-SGD schedule (``evaluate_schedule`` replays it), not a learning rate for
     the course protocol's many epochs of momentum SGD.
     """
     config = parse("dd", Config, hparams)
-    sampler = samplers.as_sampler(model, "lenet", weight_init=config.weight_init)
-
-    def build() -> Bilevel:
-        return Bilevel(train_set, ipc, generator=generator, config=config, sampler=sampler)
-
-    return loop.run("dd", build, train_set, ipc, generator, config, {"model": sampler.spec()}, callback)
+    sampler = METHOD.sampler(model, weight_init=config.weight_init)
+    return loop.run(Bilevel, train_set, ipc, generator=generator, config=config, callback=callback, sampler=sampler)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,25 +331,17 @@ def train_with_schedule(
     step_sizes: Sequence[float],
     groups: Sequence[torch.Tensor],
 ) -> list[float]:
-    """θ_{t+1} = θ_t − η_t ∇ℓ(x_{g(t)}; θ_t) in place for t = 0..T−1 (plain SGD, no momentum); inner losses."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    losses = []
-    net.train()
-    for t, eta in enumerate(step_sizes):
-        idx = groups[t % len(groups)]
-        loss = F.cross_entropy(net(images[idx]), labels[idx])
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                p.sub_(float(eta) * g)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"training with the learned schedule diverged at step {t + 1}/{len(step_sizes)}"
-                f" (η={float(eta):.4g}): loss {value}"
-            )
-        losses.append(value)
-    return losses
+    """θ_{t+1} = θ_t − η_t ∇ℓ(x_{g(t)}; θ_t) in place for t = 0..T−1 (plain SGD, no momentum: ``nets.fit.sgd_steps``
+    on the groups in order); the inner losses."""
+    losses = sgd_steps(net, images, labels, step_sizes, groups)
+    bad = torch.nonzero(~torch.isfinite(losses)).flatten()
+    if len(bad):
+        t = int(bad[0])
+        raise FloatingPointError(
+            f"training with the learned schedule diverged at step {t + 1}/{len(step_sizes)}"
+            f" (η={float(step_sizes[t]):.4g}): loss {float(losses[t])}"
+        )
+    return losses.tolist()
 
 
 def evaluate_schedule(
@@ -372,7 +362,8 @@ def evaluate_schedule(
 
     With ``fixed_init`` (a state dict) every model starts from it (the fixed-init variant: ``num_models`` is then
     1, there is nothing random); otherwise model ``i`` starts from a fresh initialisation
-    ``model_seed(seed, i)``, unseen during distillation, drawn like the ones distillation saw (``weight_init``).
+    ``repro.run_seed(seed, "evaluate", i)``, unseen during distillation, drawn like the ones distillation saw
+    (``weight_init``).
     Works for any image set with the layout of ``step_groups`` (e.g. random real images, to compare).
     """
     device = resolve_device(device)
@@ -389,7 +380,7 @@ def evaluate_schedule(
         num_models = 1
     accs, train_s, test_s = [], [], []
     for i in range(num_models):
-        net = sampler.build(2 * model_seed(seed, i))
+        net = sampler.build(run_seed(seed, "evaluate", i))
         if fixed_init is not None:
             net.load_state_dict(fixed_init)
         t0 = time.perf_counter()
@@ -475,3 +466,41 @@ def measure_unroll_cost(
         images.grad = None
         costs.append(UnrollCost(T, saved, peak, seconds))
     return costs
+
+
+def prepare(p: Preparation) -> tuple[dict, float]:
+    """Notebook 08: fresh networks of ``settings["model"]`` (the paper's LeNet) at the profile's width rule."""
+    return {"model": p.network(p.settings["model"])}, 0.0
+
+
+METHOD = MethodInfo(
+    name="dd",
+    family="bilevel (unrolled)",
+    notebook="02",
+    iterative=True,
+    network="sampler",
+    default_model="lenet",
+    paper_protocol="dc",
+    tiny=Tiny({"steps": 3, "batch_size": 32}, diverge={"lr_init": 1e30}),
+    benchmark=by_profile(
+        quick={
+            "batch_size": 256,
+            "lr_img": 0.1,
+            "step_lr": 0.02,
+            "lr_init": 0.1,
+            1: {"steps": 60},
+            10: {"steps": 10},
+            50: {"steps": 5},
+        },
+        standard={
+            "steps": 5000,
+            "batch_size": 1024,
+            "lr_img": 0.05,
+            "step_lr": 0.02,
+            "lr_init": 0.1,
+            "decay_every": 1500,
+        },
+    ),
+    prepare=prepare,
+    prepare_settings=by_profile({"model": "lenet"}, {"model": "lenet"}),
+)

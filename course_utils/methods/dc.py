@@ -41,23 +41,23 @@ default draws a fresh ConvNet (PyTorch's initialisation) every iteration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Iterable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Generator
 
 from ..core import validate
 from ..data.augment import DSA, DSAFields
 from ..data.datasets import ImageSet
-from ..nets import samplers
+from ..nets.fit import train_epoch
 from ..nets.samplers import NetworkSampler as Sampler
 from ..records.synthetic import INITS, SyntheticSet
 from . import loop, matching
 from .hparams import ImageSGD, LoopConfig, parse
+from .registry import TINY_CONVNET, MethodInfo, Tiny, by_profile, listed_ipc
 
-__all__ = ["LOOPS", "INITS", "Config", "GradientMatching", "loop_schedule", "distill", "gradient_matching"]
+__all__ = ["LOOPS", "INITS", "METHOD", "Config", "DSAConfig", "GradientMatching", "loop_schedule", "distill"]
 
 #: (outer_loop, inner_loop) per IPC, as in the reference code.
 LOOPS: dict[int, tuple[int, int]] = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -67,11 +67,10 @@ IMPLEMENTATION_CHOICES: tuple[str, ...] = ("auto",) + matching.IMPLEMENTATIONS
 def loop_schedule(ipc: int, outer_loop: int | None = None, inner_loop: int | None = None) -> tuple[int, int]:
     """``(outer_loop, inner_loop)`` for ``ipc``: explicit values win, else the papers' table ``LOOPS``.
 
-    An IPC the table does not list takes the schedule of the nearest listed IPC (ties to the smaller one): IPC 3 runs
-    as IPC 1 (1, 1), IPC 7 as IPC 10 (10, 50), IPC 100 as IPC 50 (50, 10).
+    An IPC the table does not list takes the schedule of the listed IPC ``registry.listed_ipc`` picks (the nearest,
+    the smaller on a tie): IPC 3 runs as IPC 1 (1, 1), IPC 7 as IPC 10 (10, 50), IPC 100 as IPC 50 (50, 10).
     """
-    validate.positive_int("ipc", ipc)
-    default_outer, default_inner = LOOPS[min(LOOPS, key=lambda listed: (abs(listed - ipc), listed))]
+    default_outer, default_inner = LOOPS[listed_ipc(ipc, LOOPS)]
     return (
         default_outer if outer_loop is None else outer_loop,
         default_inner if inner_loop is None else inner_loop,
@@ -109,6 +108,10 @@ class Config(ImageSGD, LoopConfig):
         validate.positive_number("lr_net", self.lr_net)
         validate.number_in("momentum_img", self.momentum_img, 0, 1)
 
+    def network_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        """Plain SGD (``lr_net``) of the inner loop's network training."""
+        return torch.optim.SGD(list(params), lr=self.lr_net)
+
 
 @dataclass(frozen=True)
 class DSAConfig(DSAFields, Config):
@@ -125,6 +128,7 @@ class GradientMatching(loop.ImageDistiller):
     draw).
     """
 
+    method = "dc"
     divergence_hint = (
         "the image learning rate lr_img is too high, or the network's inner-loop training diverged (lr_net)"
     )
@@ -138,10 +142,8 @@ class GradientMatching(loop.ImageDistiller):
         config: Config,
         sampler: Sampler,
         dsa: DSA | None = None,
-        method: str = "dc",
     ):
-        super().__init__(train_set, ipc, generator, config, sampler=sampler, dsa=dsa)
-        self.method = method
+        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
         self.outer_loop, self.inner_loop = self.schedule(ipc)
         K = self.num_classes
         impl = config.implementation
@@ -181,26 +183,22 @@ class GradientMatching(loop.ImageDistiller):
         self.images.grad = grad
         return loss.detach(), per_class.detach()
 
-    def train_network(self, net: nn.Module, epochs: int) -> torch.Tensor:
-        """``epochs`` passes of plain SGD (lr_net, batch_train) over the detached synthetic set; DSA per image for DSA.
-
-        Returns the last batch's loss (detached).
-        """
-        x, y = self.images.detach(), self.labels
-        opt = torch.optim.SGD(net.parameters(), lr=self.config.lr_net)
-        net.train()
-        n, bs = len(x), self.config.batch_train
-        loss = torch.zeros((), device=self.device)
+    def train_network(self, net: nn.Module, epochs: int) -> float:
+        """``epochs`` passes of plain SGD (lr_net, batch_train) over the detached synthetic set
+        (``nets.fit.train_epoch``; DSA per batch for DSA). Returns the last pass's mean loss."""
+        opt = self.config.network_optimizer(net.parameters())
+        loss = 0.0
         for _ in range(epochs):
-            order = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
-            for start in range(0, n, bs):
-                idx = order[start : start + bs]
-                xb = x[idx] if self.dsa is None else self.dsa(x[idx], self.generator)
-                loss = F.cross_entropy(net(xb), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        return loss.detach()
+            loss = train_epoch(
+                net,
+                opt,
+                self.images.detach(),
+                self.labels,
+                generator=self.generator,
+                batch_size=self.config.batch_train,
+                augment=self.dsa,
+            )
+        return loss
 
     def step(self, k: int) -> tuple[float, dict[str, float]]:
         """One outer iteration: a fresh network, ``outer_loop`` matching steps with ``inner_loop`` epochs of
@@ -223,28 +221,6 @@ class GradientMatching(loop.ImageDistiller):
         return SyntheticSet(self.images.detach().clone(), self.labels.clone(), None, meta)
 
 
-def gradient_matching(
-    method: str,
-    train_set: ImageSet,
-    ipc: int,
-    *,
-    generator: torch.Generator,
-    model: Any,
-    callback: Callable[[loop.StepEvent], None] | None,
-    config: Config,
-    dsa: DSA | None,
-) -> SyntheticSet:
-    """The DC / DSA run on the shared loop (``dsa=None``: DC)."""
-    sampler = samplers.as_sampler(model, "convnet")
-
-    def build() -> GradientMatching:
-        return GradientMatching(
-            train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa, method=method
-        )
-
-    return loop.run(method, build, train_set, ipc, generator, config, {"model": sampler.spec()}, callback)
-
-
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """DC: learn ``ipc`` images per class by layer-wise gradient matching (no augmentation).
 
@@ -255,6 +231,37 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     default is noise; the DSA code uses real): short runs need the head start.
     """
     config = parse("dc", Config, hparams)
-    return gradient_matching(
-        "dc", train_set, ipc, generator=generator, model=model, callback=callback, config=config, dsa=None
+    return loop.run(
+        GradientMatching,
+        train_set,
+        ipc,
+        generator=generator,
+        config=config,
+        callback=callback,
+        sampler=METHOD.sampler(model),
     )
+
+
+METHOD = MethodInfo(
+    name="dc",
+    family="gradient matching",
+    notebook="03",
+    iterative=True,
+    network="sampler",
+    default_model="convnet",
+    paper_protocol="dc",
+    tiny=Tiny({"steps": 3, "batch_real": 8}, diverge={"lr_img": 1e30}, model=TINY_CONVNET),
+    # quick: lr_img 10x the papers' squeezes their 1000 iterations into seconds; standard: the papers' settings,
+    # 1000 iterations at IPC 1 and 100 above; full: 1000 everywhere
+    benchmark=by_profile(
+        quick={
+            "batch_real": 64,
+            "lr_img": 1.0,
+            1: {"steps": 15},
+            10: {"steps": 1, "inner_loop": 5},
+            50: {"steps": 1, "inner_loop": 2},
+        },
+        standard={"batch_real": 256, "lr_img": 0.1, 1: {"steps": 1000}, 10: {"steps": 100}, 50: {"steps": 100}},
+        full={10: {"steps": 1000}, 50: {"steps": 1000}},
+    ),
+)

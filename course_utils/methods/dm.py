@@ -54,11 +54,11 @@ from torch import Generator, Tensor
 from ..core import validate
 from ..data.augment import DSA, DSAFields
 from ..data.datasets import ImageSet
-from ..nets import samplers
 from ..nets.samplers import NetworkSampler as Sampler
 from ..records.synthetic import INITS, SyntheticSet
 from . import loop, matching
 from .hparams import ImageSGD, LoopConfig, parse
+from .registry import TINY_CONVNET, MethodInfo, Tiny, by_profile
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -68,6 +68,7 @@ __all__ = [
     "class_mean_embeddings",
     "distribution_matching_loss",
     "distill",
+    "METHOD",
 ]
 
 #: How the embeddings are computed: one forward per side for all classes, or class by class (the reference's).
@@ -198,7 +199,7 @@ class DistributionMatching(loop.ImageDistiller):
         sampler: Sampler,
         dsa: DSA | None = None,
     ):
-        super().__init__(train_set, ipc, generator, config, sampler=sampler, dsa=dsa)
+        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
         self.implementation = config.implementation
 
     def match(self, net: nn.Module) -> tuple[Tensor, Tensor]:
@@ -240,11 +241,31 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     ``checkpoint``, ...). ``callback(event)``: a ``loop.StepEvent`` after every iteration.
     """
     config = parse("dm", Config, hparams).resolved(train_set.name)
-    sampler = samplers.as_sampler(model, "convnet")
+    return loop.run(
+        DistributionMatching,
+        train_set,
+        ipc,
+        generator=generator,
+        config=config,
+        callback=callback,
+        sampler=METHOD.sampler(model),
+        dsa=config.augmentation(),
+    )
 
-    def build() -> DistributionMatching:
-        return DistributionMatching(
-            train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=config.augmentation()
-        )
 
-    return loop.run("dm", build, train_set, ipc, generator, config, {"model": sampler.spec()}, callback)
+METHOD = MethodInfo(
+    name="dm",
+    family="distribution matching",
+    notebook="04",
+    iterative=True,
+    network="sampler",
+    default_model="convnet",
+    paper_protocol="dsa",
+    tiny=Tiny({"steps": 3, "batch_real": 8}, diverge={"lr_img": 1e30}, model=TINY_CONVNET),
+    # quick: seconds; standard: the paper's settings with a quarter of its iterations; full: its 20 000
+    benchmark=by_profile(
+        quick={"batch_real": 64, "lr_img": 1.0, 1: {"steps": 50}, 10: {"steps": 30}, 50: {"steps": 10}},
+        standard={"steps": 5000, "batch_real": 256, "lr_img": 1.0},
+        full={"steps": 20000},
+    ),
+)

@@ -18,12 +18,21 @@ from __future__ import annotations
 from torch import Generator
 
 from ..data.datasets import ImageSet
-from .dc import DSAConfig, gradient_matching
+from . import loop
+from .dc import METHOD as DC
+from .dc import DSAConfig, GradientMatching
 from .hparams import parse
+from .registry import MethodInfo
 
-__all__ = ["Config", "distill"]
+__all__ = ["METHOD", "Config", "SiameseGradientMatching", "distill"]
 
 Config = DSAConfig
+
+
+class SiameseGradientMatching(GradientMatching):
+    """DC's state and moves (``dc.GradientMatching``) with the augmentation ``dsa`` drawn for every matching step."""
+
+    method = "dsa"
 
 
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
@@ -34,13 +43,26 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     reference's) and ``dsa_mode`` (``"single"``: one op per draw, the reference's; or ``"all"``).
     """
     config = parse("dsa", DSAConfig, hparams).resolved(train_set.name)
-    return gradient_matching(
-        "dsa",
+    return loop.run(
+        SiameseGradientMatching,
         train_set,
         ipc,
         generator=generator,
-        model=model,
-        callback=callback,
         config=config,
+        callback=callback,
+        sampler=METHOD.sampler(model),
         dsa=config.augmentation(),
     )
+
+
+METHOD = MethodInfo(
+    name="dsa",
+    family="gradient matching",
+    notebook="03",
+    iterative=True,
+    network="sampler",
+    default_model="convnet",
+    paper_protocol="dsa",
+    tiny=DC.tiny,
+    benchmark=DC.benchmark,  # DC's budgets: the same matching, plus the augmentation
+)

@@ -22,10 +22,10 @@ from torch import Generator
 from ..core import validate
 from ..data.datasets import ImageSet
 from ..evaluation.training import Protocol, train
-from ..nets import samplers
 from ..records.synthetic import SyntheticSet
 from . import loop
 from .hparams import parse
+from .registry import TINY_CONVNET, MethodInfo, Preparation, Tiny, by_profile
 from .selection import as_synthetic, candidate_pool, check_ipc, top_per_class
 
 __all__ = ["Config", "ForgettingTracker", "ForgettingStatistics", "compute_statistics", "distill", "ranking_scores"]
@@ -93,10 +93,10 @@ def compute_statistics(
     pool_per_class: int | None = None,
     protocol: Protocol = Protocol(),
 ) -> ForgettingStatistics:
-    """Train a network from ``model`` (a sampler or a name; ``samplers.as_sampler``) on the pool for ``epochs``
+    """Train a network from ``model`` (a sampler or a name; ``nets.model_argument``) on the pool for ``epochs``
     epochs with the protocol's optimiser, counting forgetting events."""
     validate.positive_int("epochs", epochs)
-    sampler = samplers.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
+    sampler = METHOD.sampler(model).bind(train_set.info, train_set.device)
     pool = candidate_pool(train_set, pool_per_class, generator)
     images, labels = train_set.images[pool], train_set.labels[pool]
     net = sampler.sample(generator)
@@ -142,5 +142,32 @@ def distill(
             counting_model=stats.model,
         )
 
-    spec = {"model": samplers.as_sampler(model, "convnet").spec() if statistics is None else statistics.model}
+    spec = {"model": METHOD.sampler(model).spec() if statistics is None else statistics.model}
     return loop.one_shot("forgetting", compute, train_set, ipc, config, spec, callback)
+
+
+def prepare(p: Preparation) -> tuple[dict, None]:
+    """Notebook 08: the forgetting statistics of the training set, counted as the budget's hyperparameters say
+    (``epochs``, ``pool_per_class``), reused by every IPC."""
+    stats = compute_statistics(
+        p.train,
+        generator=p.generator,
+        model=p.model,
+        epochs=p.hparams.get("epochs", Config.epochs),
+        pool_per_class=p.hparams.get("pool_per_class"),
+    )
+    return {"statistics": stats}, None
+
+
+METHOD = MethodInfo(
+    name="forgetting",
+    family="coreset",
+    notebook="00",
+    iterative=False,
+    network="sampler",
+    default_model="convnet",
+    paper_protocol="dc",
+    tiny=Tiny({"epochs": 1}, model=TINY_CONVNET),
+    benchmark=by_profile({"epochs": 3}, {"epochs": 10}),
+    prepare=prepare,
+)

@@ -21,10 +21,11 @@ from torch import Generator
 
 from ..core import validate
 from ..data.datasets import ImageSet
-from ..nets import samplers
+from ..evaluation.training import train_full
 from ..records.synthetic import SyntheticSet
 from . import loop
 from .hparams import parse
+from .registry import MethodInfo, Preparation, Tiny, by_profile
 from .selection import as_synthetic, candidate_pool, check_ipc
 
 __all__ = ["Config", "distill", "embed", "herd"]
@@ -82,12 +83,13 @@ def herd(features: torch.Tensor, labels: torch.Tensor, ipc: int, num_classes: in
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """Herding coreset of ``ipc`` images per class, chosen among ``pool_per_class`` per class (None = all).
 
-    ``model``: the network whose ``embed`` gives the features (``samplers.as_sampler``: a trained ``nn.Module`` is
+    ``model``: the network whose ``embed`` gives the features (``nets.model_argument``: a trained ``nn.Module`` is
     used as it is); ``None``: pixels.
     """
     config = parse("herding", Config, hparams)
     check_ipc(ipc, train_set)
-    sampler = None if model is None else samplers.as_sampler(model, "convnet").bind(train_set.info, train_set.device)
+    sampler = METHOD.sampler(model)
+    sampler = None if sampler is None else sampler.bind(train_set.info, train_set.device)
 
     def compute() -> SyntheticSet:
         pool = candidate_pool(train_set, config.pool_per_class, generator)
@@ -98,3 +100,28 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
 
     spec = {"model": None if sampler is None else sampler.spec()}
     return loop.one_shot("herding", compute, train_set, ipc, config, spec, callback)
+
+
+def prepare(p: Preparation) -> tuple[dict, float]:
+    """Notebook 08: the features of the profile's network trained ``settings["epochs"]`` epochs on the training set
+    (no epochs: pixels); its training seconds."""
+    epochs = p.settings.get("epochs")
+    if not epochs:
+        return {}, 0.0
+    net, result = train_full(p.train, p.train, epochs=epochs, model=p.model, seed=p.seed, device=p.device)
+    return {"model": net}, sum(result.train_seconds)  # its accuracy on the training set is not used
+
+
+METHOD = MethodInfo(
+    name="herding",
+    family="coreset",
+    notebook="00",
+    iterative=False,
+    network="sampler",
+    default_model=None,  # pixels
+    paper_protocol="dc",
+    tiny=Tiny({"pool_per_class": 10}),  # a random pool: the set depends on the seed
+    benchmark=by_profile({}, {}),
+    prepare=prepare,
+    prepare_settings=by_profile({"epochs": 1}, {"epochs": 10}),
+)

@@ -28,6 +28,7 @@ from ..records.synthetic import INITS, SyntheticSet, class_labels, initial_image
 from . import feature_maps, loop, ridge
 from .feature_maps import FeatureMap
 from .hparams import LoopConfig, parse
+from .registry import MethodInfo, Preparation, Tiny, by_profile
 
 __all__ = ["Config", "distill", "kip_loss", "krr_predict", "regulariser", "support_weights"]
 
@@ -97,7 +98,7 @@ class Kip(loop.Distiller):
     method = "kip"
 
     def __init__(self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, fmap: FeatureMap):
-        super().__init__(train_set, ipc, generator, config)
+        super().__init__(train_set, ipc, generator=generator, config=config)
         k = self.num_classes
         if config.batch_size < k:
             raise ValueError(
@@ -146,6 +147,9 @@ class Kip(loop.Distiller):
     def current_images(self) -> torch.Tensor:
         return self.X_S.detach()
 
+    def spec(self) -> dict:
+        return {"feature_map": self.fmap.spec}
+
     def synthetic_set(self) -> SyntheticSet:
         labels = self.Y_S.detach().clone() if self.config.learn_labels else self.labels0.clone()
         return SyntheticSet(
@@ -164,8 +168,28 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, feature_map=
     """
     config = parse("kip", Config, hparams)
     fmap = feature_maps.resolve(feature_map, train_set.images[0].numel(), derive_seed(generator), DEFAULT_FEATURE_MAP)
+    return loop.run(Kip, train_set, ipc, generator=generator, config=config, callback=callback, fmap=fmap)
 
-    def build() -> Kip:
-        return Kip(train_set, ipc, generator=generator, config=config, fmap=fmap)
 
-    return loop.run("kip", build, train_set, ipc, generator, config, {"feature_map": fmap.spec}, callback)
+def prepare(p: Preparation) -> tuple[dict, float]:
+    """Notebook 08: the kernel's feature map, ``settings["feature_map"]``."""
+    return {"feature_map": p.settings["feature_map"]}, 0.0
+
+
+METHOD = MethodInfo(
+    name="kip",
+    family="kernel (closed form inside)",
+    notebook="01",
+    iterative=True,
+    network="feature_map",
+    default_model=DEFAULT_FEATURE_MAP,
+    paper_protocol="dc",
+    tiny=Tiny({"steps": 3, "batch_size": 50}, diverge={"lr_img": 1e30}),
+    benchmark=by_profile(
+        quick={"steps": 100, "batch_size": 500, "lr_img": 0.01, "learn_labels": False},
+        standard={"steps": 3000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
+        full={"steps": 30000},
+    ),
+    prepare=prepare,
+    prepare_settings=by_profile({"feature_map": "random_network"}, {"feature_map": "random_network"}),
+)

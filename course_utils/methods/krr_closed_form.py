@@ -23,11 +23,13 @@ import torch
 from torch import Generator
 
 from ..core import validate
+from ..core.cost import synchronized_time
 from ..core.repro import derive_seed
 from ..data.datasets import ImageSet
 from ..records.synthetic import INITS, SyntheticSet, class_labels, initial_images
 from . import feature_maps, loop, ridge
 from .hparams import parse
+from .registry import MethodInfo, Preparation, Tiny, by_profile
 from .selection import check_ipc
 
 __all__ = [
@@ -113,9 +115,7 @@ def fit_full_model(
     t2 = time.perf_counter()
     with ridge.single_thread():
         W = ridge.ridge_solve(G, B, lam)
-    if W.is_cuda:
-        torch.cuda.synchronize(W.device)
-    t3 = time.perf_counter()
+    t3 = synchronized_time(W.device)
     return FullModel(
         fmap,
         W,
@@ -302,3 +302,24 @@ def for_display(images: torch.Tensor, clip: float = 0.01) -> torch.Tensor:
     q = torch.quantile(flat, torch.tensor([clip, 1 - clip]), dim=1, keepdim=True)  # 2×N×1
     lo, hi = q[0], q[1]
     return ((flat - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1).view(images.shape)
+
+
+def prepare(p: Preparation) -> tuple[dict, None]:
+    """Notebook 08: the full-data ridge fit of ``settings["feature_map"]``, reused by every IPC."""
+    full = fit_full_model(p.train, p.settings["feature_map"], generator=p.generator)
+    return {"full_model": full, "feature_map": full.feature_map}, None
+
+
+METHOD = MethodInfo(
+    name="krr_closed_form",
+    family="kernel ridge regression (closed form)",
+    notebook="01",
+    iterative=False,
+    network="feature_map",
+    default_model=DEFAULT_FEATURE_MAP,
+    paper_protocol="dc",
+    tiny=Tiny({"lam": 1.0}),
+    benchmark=by_profile({}, {}),
+    prepare=prepare,
+    prepare_settings=by_profile({"feature_map": "random_network"}, {"feature_map": "random_network"}),
+)

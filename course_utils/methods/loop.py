@@ -92,17 +92,20 @@ class StepEvent:
 class Distiller:
     """One method's state and its outer step. Subclasses set ``method`` and ``divergence_hint`` and implement:
 
+    ``__init__(train_set, ipc, *, generator, config, ...)``   the state (``run`` constructs it, with the method's own
+                                                keyword arguments, e.g. ``sampler=``)
     ``step(k) -> (loss, metrics)``   one outer step (calls ``check_finite`` before each update)
     ``state_dict() / load_state_dict(state)``   everything that changes during the run (the generator is saved by
                                                 ``run``); tensors may be loaded on the CPU, move them
     ``current_images()``             the synthetic images now (detached)
     ``synthetic_set()``              the current set (a copy) with the method's own meta entries
+    ``spec()``                       what the run's networks are, for its identity and meta (default: the sampler's)
     """
 
     method: str = ""
     divergence_hint: str = "lower the learning rate"
 
-    def __init__(self, train_set: ImageSet, ipc: int, generator: torch.Generator, config: Any):
+    def __init__(self, train_set: ImageSet, ipc: int, *, generator: torch.Generator, config: Any):
         """What every method's state starts from: the checked ``ipc``, the data, the generator and the settings."""
         validate.ipc(ipc, train_set)
         self.train_set, self.ipc, self.generator, self.config = train_set, ipc, generator, config
@@ -123,6 +126,11 @@ class Distiller:
     def synthetic_set(self) -> SyntheticSet:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def spec(self) -> dict:
+        """``{"model": <the sampler's spec>}`` (None: no network; KIP overrides it with its feature map)."""
+        sampler = getattr(self, "sampler", None)
+        return {"model": None if sampler is None else sampler.spec()}
+
 
 class ImageDistiller(Distiller):
     """A ``Distiller`` whose learned state is the synthetic images and their optimiser (DC, DSA, DM, MTT, ZEN, Acc-DD).
@@ -139,13 +147,13 @@ class ImageDistiller(Distiller):
         self,
         train_set: ImageSet,
         ipc: int,
+        *,
         generator: torch.Generator,
         config: Any,
-        *,
         sampler: Any = None,
         dsa: Any = None,
     ):
-        super().__init__(train_set, ipc, generator, config)
+        super().__init__(train_set, ipc, generator=generator, config=config)
         # the network sampler bound to the data's device, and the augmentation (None when it is the identity)
         self.sampler = None if sampler is None else sampler.bind(train_set.info, self.device)
         self.dsa = None if dsa is None or dsa.is_identity else dsa
@@ -234,24 +242,27 @@ def checkpoint_path(method: str, dataset: str, ipc: int, identity: Mapping[str, 
 
 
 def run(
-    method: str,
-    build: Callable[[], Distiller],
+    distiller: type[Distiller],
     train_set: ImageSet,
     ipc: int,
+    *,
     generator: torch.Generator,
     config: hparams.LoopConfig,
-    spec: Mapping[str, Any],
     callback: Callable[[StepEvent], None] | None = None,
+    **state: Any,
 ) -> SyntheticSet:
-    """Run ``build()``'s distiller for ``config.steps`` outer steps; see the module docstring.
+    """Construct ``distiller(train_set, ipc, generator=..., config=..., **state)`` and run it for ``config.steps``
+    outer steps; see the module docstring.
 
-    ``build`` is called after the generator's starting state is recorded (it draws the initial images, θ0, ...);
-    ``spec`` describes the model (``{"model": sampler.spec()}`` or ``{"feature_map": ...}``).
+    The distiller is constructed after the generator's starting state is recorded (it draws the initial images, θ0,
+    ...); its ``method`` names the run and its ``spec()`` describes the networks (``{"model": sampler.spec()}`` or
+    ``{"feature_map": ...}``).
     """
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable (it receives a loop.StepEvent), got {type(callback).__name__}")
     start = repro.generator_fingerprint(generator)
-    distiller = build()
+    distiller = distiller(train_set, ipc, generator=generator, config=config, **state)
+    method, spec = distiller.method, distiller.spec()
     path = None
     identity: dict[str, Any] = {}
     if config.checkpoint is not None:

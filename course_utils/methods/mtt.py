@@ -33,6 +33,7 @@ means a too-large ``lr_img`` makes the images explode: the loss becomes NaN and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -44,11 +45,12 @@ from torch.func import functional_call
 from ..core import cost, validate
 from ..data.augment import DSA, DSAFields
 from ..data.datasets import ImageSet
-from ..nets.samplers import ExpertTrajectories
-from ..nets.trajectories import ExpertBuffer
+from ..nets.samplers import FreshInit
+from ..nets.trajectories import ExpertBuffer, ExpertTrajectories, train_experts
 from ..records.synthetic import INITS, SyntheticSet
 from . import loop
 from .hparams import ImageSGD, LoopConfig, parse
+from .registry import MethodInfo, Preparation, Tiny, by_profile
 
 __all__ = [
     "PAPER_SETTINGS",
@@ -60,6 +62,7 @@ __all__ = [
     "measure_syn_steps_cost",
     "SynStepsCost",
     "distill",
+    "METHOD",
 ]
 
 
@@ -190,7 +193,7 @@ class TrajectoryMatching(loop.ImageDistiller):
         sampler: ExpertTrajectories,
         dsa: DSA | None = None,
     ):
-        super().__init__(train_set, ipc, generator, config, sampler=sampler, dsa=dsa)
+        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
         self.student = FunctionalStudent(self.sampler.network())
         self.syn_lr = torch.tensor(config.lr_teacher, device=self.device, requires_grad=True)
         self.lr_optimizer = torch.optim.SGD([self.syn_lr], lr=config.lr_lr, momentum=config.momentum_lr)
@@ -259,26 +262,6 @@ class TrajectoryMatching(loop.ImageDistiller):
         return SyntheticSet(self.images.detach().clone(), self.labels.clone(), float(self.syn_lr.detach()), meta)
 
 
-def _sampler(model: Any, config: Config, train_set: ImageSet) -> ExpertTrajectories:
-    if isinstance(model, ExpertTrajectories):
-        if (model.max_start_epoch, model.expert_epochs) != (config.max_start_epoch, config.expert_epochs):
-            raise ValueError(
-                f"the ExpertTrajectories sampler draws max_start_epoch={model.max_start_epoch}, "
-                f"expert_epochs={model.expert_epochs} but the hyperparameters say {config.max_start_epoch}, "
-                f"{config.expert_epochs}: pass the buffer itself (model=buffer) and the hyperparameters"
-            )
-        buffer = model.buffer
-    elif isinstance(model, ExpertBuffer):
-        buffer = model
-    else:
-        raise TypeError(
-            "trajectory matching needs expert trajectories: pass model=trajectories.train_experts(train_set, "
-            f"experts, ...) (or trajectories.load(folder)), got model={type(model).__name__}"
-        )
-    buffer.check_data(train_set)
-    return ExpertTrajectories(buffer, max_start_epoch=config.max_start_epoch, expert_epochs=config.expert_epochs)
-
-
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """MTT: learn ``ipc`` images per class (and a learning rate) whose student steps follow the experts.
 
@@ -288,14 +271,19 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     ``callback(event)``: a ``loop.StepEvent`` after every iteration (``metrics``: ``syn_lr``, ``start_epoch``).
     """
     config = parse("mtt", Config, hparams).resolved(train_set.name)
-    sampler = _sampler(model, config, train_set)
-
-    def build() -> TrajectoryMatching:
-        return TrajectoryMatching(
-            train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=config.augmentation()
-        )
-
-    return loop.run("mtt", build, train_set, ipc, generator, config, {"model": sampler.spec()}, callback)
+    sampler = METHOD.sampler(
+        model, train_set=train_set, max_start_epoch=config.max_start_epoch, expert_epochs=config.expert_epochs
+    )
+    return loop.run(
+        TrajectoryMatching,
+        train_set,
+        ipc,
+        generator=generator,
+        config=config,
+        callback=callback,
+        sampler=sampler,
+        dsa=config.augmentation(),
+    )
 
 
 @dataclass
@@ -333,3 +321,65 @@ def measure_syn_steps_cost(
         saved, peak, seconds = cost.measure(lambda m=m, s=start, t=target: m.match(s, t), m.device, repeats)
         costs.append(SynStepsCost(N, saved, peak, seconds))
     return costs
+
+
+def _tiny_experts(train_set: ImageSet, root: Path) -> ExpertBuffer:
+    """One expert (ConvNet width 8, 2 epochs) on ``train_set``, stored under ``root`` (reused by later calls)."""
+    return train_experts(train_set, 1, model=FreshInit("convnet", width=8), epochs=2, root=root / "experts")
+
+
+def prepare(p: Preparation) -> tuple[dict, float]:
+    """Notebook 08: ``settings["experts"]`` experts of the profile's network trained ``settings["epochs"]`` epochs
+    (stored keyed, reused); their training seconds."""
+    buffer = train_experts(
+        p.train,
+        p.settings["experts"],
+        model=p.model,
+        epochs=p.settings["epochs"],
+        seed=p.seed,
+        root=p.folder("experts"),
+        device=p.device,
+    )
+    return {"model": buffer}, float(sum(buffer.seconds))
+
+
+METHOD = MethodInfo(
+    name="mtt",
+    family="trajectory matching",
+    notebook="05",
+    iterative=True,
+    network="experts",
+    paper_protocol="dsa",
+    tiny=Tiny(
+        {"steps": 3, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1, "lr_img": 10.0},
+        diverge={"lr_img": 1e30},
+        model=_tiny_experts,
+    ),
+    benchmark=by_profile(
+        quick={
+            "syn_steps": 10,
+            "expert_epochs": 2,
+            "max_start_epoch": 4,
+            "lr_img": 1000.0,
+            "lr_lr": 1e-5,
+            "lr_teacher": 0.01,
+            1: {"steps": 40},
+            10: {"steps": 6},
+            50: {"steps": 3},
+        },
+        standard={
+            "steps": 1000,
+            "syn_steps": 20,
+            "expert_epochs": 2,
+            "max_start_epoch": 20,
+            "lr_img": 1000.0,
+            "lr_lr": 1e-5,
+            "lr_teacher": 0.01,
+        },
+        full={"steps": 5000, "expert_epochs": 3, "max_start_epoch": 25},
+    ),
+    prepare=prepare,
+    prepare_settings=by_profile(
+        {"experts": 2, "epochs": 6}, {"experts": 10, "epochs": 30}, {"experts": 100, "epochs": 50}
+    ),
+)

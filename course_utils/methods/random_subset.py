@@ -10,9 +10,10 @@ from ..data.datasets import ImageSet
 from ..records.synthetic import SyntheticSet
 from . import loop
 from .hparams import parse
-from .selection import as_synthetic, check_ipc, no_network
+from .registry import MethodInfo, Tiny, by_profile
+from .selection import as_synthetic, check_ipc
 
-__all__ = ["Config", "distill"]
+__all__ = ["METHOD", "Config", "distill"]
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,22 @@ class Config:
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     """S = {x_i : i ∈ I_c, |I_c| = ipc, I_c ~ Uniform(subsets of class c)} for every class c."""
     config = parse("random", Config, hparams)
-    no_network("random", model)
+    METHOD.sampler(model)  # refuses a network: a random subset uses none
     check_ipc(ipc, train_set)
 
     def compute() -> SyntheticSet:
         return as_synthetic(train_set, train_set.sample_balanced(ipc, generator))
 
     return loop.one_shot("random", compute, train_set, ipc, config, {}, callback)
+
+
+METHOD = MethodInfo(
+    name="random",
+    family="coreset",
+    notebook="00",
+    iterative=False,
+    network=None,
+    paper_protocol="dc",
+    tiny=Tiny(),
+    benchmark=by_profile({}, {}),
+)

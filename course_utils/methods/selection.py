@@ -13,12 +13,6 @@ def check_ipc(ipc: int, train_set: ImageSet) -> None:
     validate.ipc(ipc, train_set)
 
 
-def no_network(method: str, model) -> None:
-    """Methods that use no network refuse a ``model`` instead of ignoring it."""
-    if model is not None:
-        raise TypeError(f"{method} uses no network: model= must be None, got {type(model).__name__}")
-
-
 def candidate_pool(train_set: ImageSet, pool_per_class: int | None, generator: torch.Generator) -> torch.Tensor:
     """Indices of the images a method may choose from: all, or ``pool_per_class`` random ones per class."""
     if pool_per_class is None:

@@ -61,10 +61,12 @@ from torch import Generator, Tensor
 
 from ..core import cost, validate
 from ..data.datasets import ImageSet
-from ..nets.samplers import ArchitecturePool, FreshInit, NetworkSampler
+from ..nets.fit import sgd_steps
+from ..nets.samplers import ArchitecturePool, FreshInit, sized
 from ..records.synthetic import INITS, SyntheticSet
 from . import hypergrad, loop
 from .hparams import LoopConfig, parse
+from .registry import TINY_CONVNET, MethodInfo, Preparation, Tiny, by_profile
 
 try:  # for the unrolled comparison only; imported lazily so the method works without it
     import higher
@@ -72,11 +74,11 @@ except ImportError:  # pragma: no cover - exercised only when higher is missing
     higher = None
 
 __all__ = [
+    "METHOD",
     "DEFAULT_POOL",
     "AGGREGATES",
     "Config",
     "WorstCaseDistiller",
-    "as_pool",
     "train_inner",
     "family_hypergradient",
     "unrolled_hypergradient",
@@ -128,24 +130,6 @@ class Config(LoopConfig):
         return torch.optim.Adam(list(params), lr=self.lr_img, betas=(self.beta1, 0.999))
 
 
-def as_pool(model: Any) -> ArchitecturePool:
-    """What ``model=`` means for ZEN: ``None`` → ``DEFAULT_POOL``; a name, a ``FreshInit`` or a sequence of them →
-    a pool (one name is a pool of one: single-architecture IFT distillation); an ``ArchitecturePool`` → itself."""
-    if model is None:
-        model = DEFAULT_POOL
-    if isinstance(model, ArchitecturePool):
-        return model
-    if isinstance(model, (str, FreshInit)):
-        model = [model]
-    if isinstance(model, NetworkSampler) or isinstance(model, nn.Module) or not isinstance(model, Sequence):
-        raise TypeError(
-            "ZEN's model= is an architecture pool: samplers.ArchitecturePool([...]), a list of model names or "
-            f"samplers.FreshInit samplers, or one of them; got {type(model).__name__} (ZEN draws fresh weights of "
-            "every family at every step, so a fixed network or another sampler does not fit)"
-        )
-    return ArchitecturePool(list(model))
-
-
 def family_labels(pool: ArchitecturePool) -> list[str]:
     """One unique label per family (``convnet``, ``lenet``, ...; a repeated name gets ``_2``, ``_3``)."""
     labels: list[str] = []
@@ -159,19 +143,11 @@ def family_labels(pool: ArchitecturePool) -> list[str]:
 
 
 def train_inner(net: nn.Module, images: Tensor, labels: Tensor, steps: int, lr: float) -> float:
-    r""":math:`J` plain full-batch SGD steps on the synthetic set, in place:
+    r""":math:`J` plain full-batch SGD steps on the synthetic set, in place (``nets.fit.sgd_steps``):
     :math:`\theta \leftarrow \theta - \eta\,\nabla_\theta L_S(\theta, \mathcal S)` (images detached). Returns the last
     step's loss."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    x = images.detach()
-    loss = torch.zeros(())
-    for _ in range(steps):
-        loss = F.cross_entropy(net(x), labels)
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                p.add_(g, alpha=-lr)
-    return float(loss.detach())
+    validate.positive_int("steps", steps)
+    return float(sgd_steps(net, images, labels, [lr] * steps)[-1])
 
 
 def family_hypergradient(
@@ -209,9 +185,11 @@ class WorstCaseDistiller(loop.ImageDistiller):
         "neumann_terms, or use hypergradient='cg')"
     )
 
-    def __init__(self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, pool: ArchitecturePool):
-        super().__init__(train_set, ipc, generator, config, sampler=pool)
-        self.families = family_labels(pool)
+    def __init__(
+        self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, sampler: ArchitecturePool
+    ):
+        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler)
+        self.families = family_labels(self.sampler)
         K = self.num_classes
         self.real_labels = torch.arange(K, device=self.device).repeat_interleave(self.batch_real)
 
@@ -283,19 +261,23 @@ def distill(
 ) -> SyntheticSet:
     """ZEN: learn ``ipc`` images per class that minimise the worst real-data loss over architecture families.
 
-    ``model``: the families (``as_pool``: default ``DEFAULT_POOL``; e.g. ``samplers.ArchitecturePool(["convnet",
-    samplers.FreshInit("resnet18", width=8)])``). ``hparams``: the fields of ``Config`` (``steps``,
-    ``inner_steps``, ``lr_net``, ``hypergradient``, ``neumann_terms``, ``neumann_alpha``, ``aggregate``, ``lr_img``,
-    ``checkpoint``, ...). ``callback(event)``: a ``loop.StepEvent`` after every step (``metrics``: ``loss_<family>``,
-    ``worst``, ``neumann_diverged``). ``meta["history"]["worst"]`` says which family was the worst at every step.
+    ``model``: the families (``samplers.as_pool``: default ``DEFAULT_POOL``; e.g.
+    ``samplers.ArchitecturePool(["convnet", samplers.FreshInit("resnet18", width=8)])``). ``hparams``: the fields of
+    ``Config`` (``steps``, ``inner_steps``, ``lr_net``, ``hypergradient``, ``neumann_terms``, ``neumann_alpha``,
+    ``aggregate``, ``lr_img``, ``beta1``, ``checkpoint``, ...). ``callback(event)``: a ``loop.StepEvent`` after every
+    step (``metrics``: ``loss_<family>``, ``worst``, ``neumann_diverged``). ``meta["history"]["worst"]`` says which
+    family was the worst at every step.
     """
     config = parse("zen", Config, hparams)
-    pool = as_pool(model)
-
-    def build() -> WorstCaseDistiller:
-        return WorstCaseDistiller(train_set, ipc, generator=generator, config=config, pool=pool)
-
-    syn = loop.run("zen", build, train_set, ipc, generator, config, {"model": pool.spec()}, callback)
+    syn = loop.run(
+        WorstCaseDistiller,
+        train_set,
+        ipc,
+        generator=generator,
+        config=config,
+        callback=callback,
+        sampler=METHOD.sampler(model),
+    )
     grew = syn.meta["history"].get("neumann_diverged", [])
     if config.hypergradient == "neumann" and grew and sum(grew) > 0:
         alpha = config.lr_net if config.neumann_alpha is None else config.neumann_alpha
@@ -387,3 +369,54 @@ def measure_hypergradient_cost(
         unrolled_bytes, _, unrolled_s = cost.measure(unrolled, device, repeats)
         out.append(HypergradientCost(J, ift_bytes, ift_s, unrolled_bytes, unrolled_s))
     return out
+
+
+def prepare(p: Preparation) -> tuple[dict, float]:
+    """Notebook 08: the families ``settings["pool"]``, each at its ``settings["pool_width"]`` (None: its own)."""
+    pool, widths = p.settings["pool"], p.settings["pool_width"]
+    if len(widths) != len(pool):
+        raise ValueError(f"zen pool_width has {len(widths)} entries for {len(pool)} families: one per family")
+    members = [sized(n, w) for n, w in zip(pool, widths)]
+    return {"model": ArchitecturePool(members)}, 0.0
+
+
+METHOD = MethodInfo(
+    name="zen",
+    family="worst case over architectures",
+    notebook="06",
+    iterative=True,
+    network="pool",
+    default_model=DEFAULT_POOL,
+    paper_protocol="dc",
+    tiny=Tiny(
+        {"steps": 3, "inner_steps": 2, "hypergradient": "identity"},
+        diverge={"lr_net": 1e30},
+        model=ArchitecturePool([TINY_CONVNET, FreshInit("mlp", width=16)]),
+    ),
+    benchmark=by_profile(
+        quick={
+            "inner_steps": 10,
+            "lr_net": 0.02,
+            "lr_img": 0.05,
+            "neumann_terms": 5,
+            "neumann_alpha": 0.02,
+            1: {"steps": 15},
+            10: {"steps": 4},
+            50: {"steps": 2},
+        },
+        standard={
+            "steps": 500,
+            "inner_steps": 30,
+            "lr_net": 0.02,
+            "lr_img": 0.05,
+            "neumann_terms": 5,
+            "neumann_alpha": 0.02,
+        },
+        full={"steps": 1000},
+    ),
+    prepare=prepare,
+    prepare_settings=by_profile(
+        {"pool": ("convnet", "lenet", "vgg11"), "pool_width": (32, None, 8)},
+        {"pool": DEFAULT_POOL, "pool_width": (None, None, None, None)},
+    ),
+)

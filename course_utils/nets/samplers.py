@@ -17,8 +17,8 @@ The samplers of the course's methods:
 - ``ArchitecturePool``: several architecture families (ZEN draws one of each, or one at random);
 - ``EarlyStagePool``: networks trained a few epochs on real data, perturbed along random filter-normalised
   directions at every draw (Acc-DD's model augmentation);
-- ``ExpertTrajectories``: snapshots of experts trained on real data; a draw is a start epoch and a target
-  (MTT).
+- ``trajectories.ExpertTrajectories``: snapshots of experts trained on real data; a draw is a start epoch and a
+  target (MTT; it lives with the expert buffers in ``nets.trajectories``).
 
 A sampler is *bound* to a dataset and a device (``bind(info, device)``) before it draws, draws only from the
 generator it is given (weights are initialised under ``torch.random.fork_rng``, so the global RNG is untouched),
@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -49,9 +48,11 @@ __all__ = [
     "FixedInit",
     "ArchitecturePool",
     "EarlyStagePool",
-    "ExpertTrajectories",
-    "ExpertSegment",
     "as_sampler",
+    "as_pool",
+    "build_network",
+    "sized",
+    "with_width",
     "callable_name",
     "weights_fingerprint",
     "initialise",
@@ -147,6 +148,13 @@ class FreshInit(NetworkSampler):
     @property
     def name(self) -> str:
         return self.model if isinstance(self.model, str) else callable_name(self.model)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> "FreshInit":
+        """The sampler a ``spec()`` of a named model describes (a stored spec: an expert buffer's manifest)."""
+        if spec.get("sampler") != "fresh" or spec.get("model") not in MODEL_NAMES:
+            raise ValueError(f"not the spec of a fresh initialisation of a named model: {dict(spec)!r}")
+        return cls(spec["model"], weight_init=spec.get("weight_init", "default"), **dict(spec.get("kwargs") or {}))
 
     def build(self, seed: int) -> nn.Module:
         """The network of ``seed`` (same seed, same weights), on the bound device, in train mode."""
@@ -290,9 +298,9 @@ class EarlyStagePool(NetworkSampler):
 
     ``model``: the architecture (a name or ``FreshInit``) the state dicts belong to. ``magnitude``/``directions``:
     of the weight perturbation (``magnitude=None``: no perturbation). A draw takes one index (uniform over the
-    states) and, when perturbing, the perturbation's random numbers from the generator. ``from_buffer`` builds a
-    pool from networks trained by ``trajectories.train_experts`` (stored keyed, reused, resumable);
-    ``pretrain_seconds`` is then what training them took (``None`` for state dicts given directly).
+    states) and, when perturbing, the perturbation's random numbers from the generator. ``ExpertBuffer.pool``
+    (``nets.trajectories``) builds a pool from networks trained by ``train_experts`` (stored keyed, reused,
+    resumable); ``pretrain_seconds`` is then what training them took (``None`` for state dicts given directly).
     """
 
     def __init__(
@@ -321,44 +329,6 @@ class EarlyStagePool(NetworkSampler):
                 h.update(key.encode())
                 h.update(value.contiguous().view(-1).view(torch.uint8).numpy().data)
         self._fingerprint = h.hexdigest()
-
-    @classmethod
-    def from_buffer(
-        cls,
-        buffer,
-        epoch: int | None = None,
-        *,
-        magnitude: tuple[float, float] | None = (0.01, 0.09),
-        directions: int = 2,
-    ) -> "EarlyStagePool":
-        """The pool of ``buffer``'s networks (a ``trajectories.ExpertBuffer``) at ``epoch`` (None: the last one):
-        each stored flat snapshot θ*_epoch is loaded into a network of the buffer's architecture
-        (``buffer.network``). Only parameters are stored in a buffer: batch-norm running statistics, if the
-        architecture has any, start from their defaults."""
-        from ..data.datasets import dataset_info
-        from .trajectories import ExpertBuffer
-
-        if not isinstance(buffer, ExpertBuffer):
-            raise TypeError(f"from_buffer takes a trajectories.ExpertBuffer, got {type(buffer).__name__}")
-        epoch = buffer.epochs if epoch is None else epoch
-        validate.positive_int("epoch", epoch, minimum=0)
-        if epoch > buffer.epochs:
-            raise ValueError(f"epoch={epoch} is beyond the buffer's {buffer.epochs} epochs: valid 0..{buffer.epochs}")
-        net = buffer.network(dataset_info(buffer.identity["dataset"]), "cpu")
-        states = []
-        for trajectory in buffer.trajectories:
-            torch.nn.utils.vector_to_parameters(trajectory[epoch], net.parameters())
-            states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
-        source = {"buffer": buffer.fingerprint(), "epoch": epoch, "networks": len(buffer)}
-        seconds = float(sum(buffer.seconds)) if buffer.seconds else None
-        return cls(
-            buffer.spec.sampler(),
-            states,
-            magnitude=magnitude,
-            directions=directions,
-            pretrain_seconds=seconds,
-            source=source,
-        )
 
     def bind(self, info, device: str | torch.device) -> "EarlyStagePool":
         bound = super().bind(info, device)
@@ -393,69 +363,11 @@ class EarlyStagePool(NetworkSampler):
         return spec
 
 
-@dataclass
-class ExpertSegment:
-    """One draw of ``ExpertTrajectories``: expert ``expert``'s parameters at epoch ``start`` and ``epochs`` later."""
-
-    start_params: torch.Tensor  # θ*_start, flat (P,), on the bound device
-    target_params: torch.Tensor  # θ*_{start + epochs}
-    expert: int
-    start: int
-
-
-class ExpertTrajectories(NetworkSampler):
-    """Snapshots of experts trained on real data (a ``trajectories.ExpertBuffer``): a draw is an expert, uniform,
-    and a start epoch ``t`` uniform on ``{0, ..., max_start_epoch - 1}``, with the target θ*_{t + expert_epochs}
-    (MTT). ``network()`` is the experts' architecture, for a functional forward with the flat parameters."""
-
-    def __init__(self, buffer, *, max_start_epoch: int, expert_epochs: int):
-        from .trajectories import ExpertBuffer
-
-        if not isinstance(buffer, ExpertBuffer):
-            raise TypeError(
-                f"ExpertTrajectories takes a trajectories.ExpertBuffer (from trajectories.train_experts or "
-                f"trajectories.load), got {type(buffer).__name__}"
-            )
-        validate.positive_int("expert_epochs", expert_epochs)
-        validate.positive_int("max_start_epoch", max_start_epoch)
-        E = buffer.epochs
-        if expert_epochs > E:
-            raise ValueError(
-                f"expert_epochs={expert_epochs} is beyond the {E}-epoch trajectories of this buffer: valid 1..{E}"
-            )
-        if max_start_epoch - 1 + expert_epochs > E:
-            raise ValueError(
-                f"max_start_epoch={max_start_epoch} is beyond the buffer: a start epoch t < max_start_epoch needs "
-                f"the target t + expert_epochs ({expert_epochs}) <= {E} epochs, so max_start_epoch must be in "
-                f"1..{E - expert_epochs + 1}"
-            )
-        self.buffer, self.max_start_epoch, self.expert_epochs = buffer, max_start_epoch, expert_epochs
-
-    def network(self) -> nn.Module:
-        self._check_bound()
-        return self.buffer.network(self.info, self.device)
-
-    def sample(self, generator: torch.Generator) -> ExpertSegment:
-        self._check_bound()
-        gdev = generator.device
-        e = int(torch.randint(len(self.buffer), (1,), generator=generator, device=gdev))
-        t = int(torch.randint(self.max_start_epoch, (1,), generator=generator, device=gdev))
-        trajectory = self.buffer.trajectories[e]
-        start, target = trajectory[t], trajectory[t + self.expert_epochs]
-        return ExpertSegment(start.to(self.device), target.to(self.device), e, t)
-
-    def spec(self) -> dict:
-        return {
-            **self.buffer.spec_dict(),
-            "max_start_epoch": self.max_start_epoch,
-            "expert_epochs": self.expert_epochs,
-        }
-
-
 def as_sampler(model: Any, default: str | Callable[[], nn.Module], *, weight_init: str = "default") -> NetworkSampler:
-    """What ``model=`` means in every method: ``None`` → ``FreshInit(default)``; a name or a function →
+    """One network sampler from what a caller gave: ``None`` → ``FreshInit(default)``; a name or a function →
     ``FreshInit(model)``; an ``nn.Module`` → ``FixedInit(model)``; a ``NetworkSampler`` → itself.
-    ``weight_init`` applies to the fresh initialisations built here from a name or a function."""
+    ``weight_init`` applies to the fresh initialisations built here from a name or a function. (Methods read their
+    ``model=`` through ``nets.model_argument``, which calls this for the methods that take one sampler.)"""
     if isinstance(model, NetworkSampler):
         return model
     if isinstance(model, nn.Module):
@@ -468,3 +380,44 @@ def as_sampler(model: Any, default: str | Callable[[], nn.Module], *, weight_ini
         f"model must be a model name ({', '.join(MODEL_NAMES)}), a function returning an nn.Module, an nn.Module "
         f"(a fixed θ0) or a NetworkSampler, got {type(model).__name__}"
     )
+
+
+def as_pool(model: Any, default: Sequence[str | FreshInit]) -> ArchitecturePool:
+    """An architecture pool: ``None`` → ``ArchitecturePool(default)``; a name or a ``FreshInit`` → a pool of one; a
+    sequence of them → a pool; an ``ArchitecturePool`` → itself. Anything else (a fixed network, another sampler)
+    is refused: a pool draws fresh weights of every family at every draw."""
+    if model is None:
+        model = default
+    if isinstance(model, ArchitecturePool):
+        return model
+    if isinstance(model, (str, FreshInit)):
+        model = [model]
+    if isinstance(model, (NetworkSampler, nn.Module)) or not isinstance(model, Sequence):
+        raise TypeError(
+            "model= is an architecture pool here: samplers.ArchitecturePool([...]), a list of model names or "
+            f"samplers.FreshInit samplers, or one of them; got {type(model).__name__} (a pool draws fresh weights of "
+            "every family at every step, so a fixed network or another sampler does not fit)"
+        )
+    return ArchitecturePool(list(model))
+
+
+def build_network(
+    model: str, info, seed: int, device: str | torch.device = "cpu", *, weight_init: str = "default", **options: Any
+) -> nn.Module:
+    """The network ``model`` (options such as ``width=32``) for dataset ``info`` with the weights of ``seed``, on
+    ``device``, in train mode: ``FreshInit(model, **options).bind(info, device).build(seed)``. The same seed gives
+    the same weights on every device (they are drawn on the CPU); the global RNG is left untouched."""
+    return FreshInit(model, weight_init=weight_init, **options).bind(info, device).build(seed)
+
+
+def sized(model: str, width: int | None) -> FreshInit:
+    """A fresh ``model`` at ``width`` (None: the architecture's own width): a per-architecture width, as a pool or a
+    cross-architecture table lists them."""
+    return FreshInit(model, **({} if width is None else {"width": width}))
+
+
+def with_width(model: str, width: int | None) -> FreshInit:
+    """A fresh ``model`` whose width is ``width`` when the architecture has one that a profile sets (the ConvNet
+    family: ``model_width`` of the profiles), else the architecture's own: the one place this rule is written."""
+    key = model.strip().lower()
+    return FreshInit(key, **({"width": width} if width is not None and key.startswith("convnet") else {}))

@@ -35,8 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -46,14 +45,26 @@ import torch.nn as nn
 from .. import __version__
 from ..core import repro, validate
 from ..core.atomic import write_json
+from ..core.cost import synchronized_time
 from ..core.progress import progress
 from ..data.augment import DSA, strategy_for
 from ..data.datasets import ImageSet
-from ..evaluation.training import train_epoch
 from ..records import checkpoint
-from .samplers import FreshInit
+from .fit import train_epoch
+from .samplers import EarlyStagePool, FreshInit, NetworkSampler
 
-__all__ = ["ExpertSpec", "ExpertBuffer", "ExpertEvent", "train_experts", "load", "flat_parameters", "buffer_folder"]
+__all__ = [
+    "ExpertSpec",
+    "ExpertBuffer",
+    "ExpertEvent",
+    "ExpertTrajectories",
+    "ExpertSegment",
+    "expert_sampler",
+    "train_experts",
+    "load",
+    "flat_parameters",
+    "buffer_folder",
+]
 
 
 @dataclass(frozen=True)
@@ -61,8 +72,7 @@ class ExpertSpec:
     """How experts are trained (defaults: the reference's ``buffer.py``). ``strategy``: the DSA strategy of every
     training batch (None: ``augment.strategy_for(dataset)``; ``"none"``: no augmentation)."""
 
-    model: str = "convnet"
-    model_kwargs: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"width": 32}
+    model: FreshInit | str = "convnet"  # the experts' architecture: a FreshInit (e.g. FreshInit("convnet", width=32))
     epochs: int = 50
     lr: float = 0.01
     momentum: float = 0.0
@@ -79,8 +89,15 @@ class ExpertSpec:
         validate.positive_number("weight_decay", self.weight_decay, allow_zero=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        FreshInit(self.model, **dict(self.model_kwargs))  # a clear error for an unknown model or option
-        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        if isinstance(self.model, str):  # a name: its fresh initialisation (an unknown name is refused here)
+            object.__setattr__(self, "model", FreshInit(self.model))
+        elif isinstance(self.model, dict):  # a stored spec (a buffer's manifest)
+            object.__setattr__(self, "model", FreshInit.from_spec(self.model))
+        elif not isinstance(self.model, FreshInit) or not isinstance(self.model.model, str):
+            raise TypeError(
+                f"model must be a model name or a samplers.FreshInit of a named model (experts are stored and "
+                f"reloaded by name), got {self.model!r}"
+            )
 
     def resolved(self, dataset: str) -> "ExpertSpec":
         """The spec with its augmentation strategy resolved for ``dataset``."""
@@ -88,12 +105,13 @@ class ExpertSpec:
 
     def sampler(self) -> FreshInit:
         """The experts' architecture (unbound)."""
-        return FreshInit(self.model, **dict(self.model_kwargs))
+        return self.model
 
-    def check_model(self, model: str, **model_kwargs: Any) -> None:
-        """Refuse experts of another model than ``model`` with ``model_kwargs`` (e.g. another width)."""
-        asked = FreshInit(model, **model_kwargs).spec()
-        have = self.sampler().spec()
+    def check_model(self, model: FreshInit | str) -> None:
+        """Refuse experts of another model than ``model`` (a name, or a ``FreshInit`` with its options: another
+        width is another model)."""
+        asked = (FreshInit(model) if isinstance(model, str) else model).spec()
+        have = self.model.spec()
         if asked != have:
             raise ValueError(
                 f"this buffer holds trajectories of {have['model']} {have['kwargs']}, not of the asked "
@@ -107,9 +125,14 @@ class ExpertSpec:
             "kind": "expert trajectories",
             "dataset": train_set.name,
             "data": train_set.fingerprint(),
-            **{k: v for k, v in asdict(spec).items()},
+            **{k: getattr(spec, k) for k in EXPERT_FIELDS},
+            "model": spec.model.spec(),
             "version": __version__,
         }
+
+
+#: The fields of ``ExpertSpec`` besides the model (an identity stores the model by its ``spec()``).
+EXPERT_FIELDS: tuple[str, ...] = ("epochs", "lr", "momentum", "weight_decay", "batch_size", "strategy", "seed")
 
 
 def buffer_folder(train_set: ImageSet, spec: ExpertSpec, root: str | os.PathLike | None = None) -> Path:
@@ -119,7 +142,7 @@ def buffer_folder(train_set: ImageSet, spec: ExpertSpec, root: str | os.PathLike
 
         root = output_dir() / "experts"
     identity = spec.identity(train_set)
-    return Path(root) / f"{train_set.name}_{spec.model}_{checkpoint.identity_hash(identity)}"
+    return Path(root) / f"{train_set.name}_{spec.model.name}_{checkpoint.identity_hash(identity)}"
 
 
 def flat_parameters(net: nn.Module) -> torch.Tensor:
@@ -168,7 +191,7 @@ class ExpertBuffer:
 
     def __repr__(self) -> str:
         return (
-            f"ExpertBuffer({self.identity['dataset']}, {self.spec.model} {self.spec.model_kwargs}, "
+            f"ExpertBuffer({self.identity['dataset']}, {self.spec.model.name} {self.spec.model.kwargs}, "
             f"{len(self)} experts × {self.epochs} epochs, {self.num_params} parameters)"
         )
 
@@ -205,9 +228,9 @@ class ExpertBuffer:
                 "(the same subset, the same whitening) with trajectories.train_experts"
             )
 
-    def check_model(self, model: str, **model_kwargs: Any) -> None:
-        """Refuse a buffer of another model than ``model`` with ``model_kwargs`` (``ExpertSpec.check_model``)."""
-        self.spec.check_model(model, **model_kwargs)
+    def check_model(self, model: FreshInit | str) -> None:
+        """Refuse a buffer of another model than ``model`` (``ExpertSpec.check_model``)."""
+        self.spec.check_model(model)
 
     def network(self, info, device: str | torch.device) -> nn.Module:
         """A network of the experts' architecture (on ``device``) whose parameters match the stored ones."""
@@ -216,10 +239,40 @@ class ExpertBuffer:
         shapes = [tuple(p.shape) for p in net.parameters()]
         if names != self.names or shapes != self.shapes:
             raise ValueError(
-                f"the stored parameters ({len(self.names)} tensors) do not fit {self.spec.model} "
-                f"{self.spec.model_kwargs} for {info.name} ({len(names)} tensors): a buffer of another model"
+                f"the stored parameters ({len(self.names)} tensors) do not fit {self.spec.model.name} "
+                f"{self.spec.model.kwargs} for {info.name} ({len(names)} tensors): a buffer of another model"
             )
         return net
+
+    def pool(
+        self,
+        epoch: int | None = None,
+        *,
+        magnitude: tuple[float, float] | None = (0.01, 0.09),
+        directions: int = 2,
+    ) -> EarlyStagePool:
+        """The early-stage pool of these networks at ``epoch`` (None: the last one; Acc-DD): each stored flat snapshot
+        θ*_epoch is loaded into a network of the buffer's architecture. Only parameters are stored in a buffer:
+        batch-norm running statistics, if the architecture has any, start from their defaults."""
+        from ..data.datasets import dataset_info
+
+        epoch = self.epochs if epoch is None else epoch
+        validate.positive_int("epoch", epoch, minimum=0)
+        if epoch > self.epochs:
+            raise ValueError(f"epoch={epoch} is beyond the buffer's {self.epochs} epochs: valid 0..{self.epochs}")
+        net = self.network(dataset_info(self.identity["dataset"]), "cpu")
+        states = []
+        for trajectory in self.trajectories:
+            torch.nn.utils.vector_to_parameters(trajectory[epoch], net.parameters())
+            states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return EarlyStagePool(
+            self.spec.sampler(),
+            states,
+            magnitude=magnitude,
+            directions=directions,
+            pretrain_seconds=float(sum(self.seconds)) if self.seconds else None,
+            source={"buffer": self.fingerprint(), "epoch": epoch, "networks": len(self)},
+        )
 
     def subset(self, experts: int) -> "ExpertBuffer":
         """The first ``experts`` trajectories."""
@@ -266,7 +319,7 @@ def _train_one(
     key = {**identity, "expert": i}
     net = spec.sampler().bind(train_set.info, device).build(repro.run_seed(spec.seed, "expert", train_set.name, i))
     optimizer = torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-    generator = repro.run_generator(spec.seed, "expert data", train_set.name, i, device=device)
+    generator = repro.run_generator(spec.seed, "expert data", train_set.name, i)
     augment = None if spec.strategy in (None, "none") else DSA(spec.strategy)
     snapshots, losses, seconds = [flat_parameters(net)], [], 0.0
     on_disk = 0  # snapshots 0..on_disk-1 have their files
@@ -281,12 +334,12 @@ def _train_one(
         ]
     images, labels = train_set.images, train_set.labels
     for epoch in range(len(snapshots), spec.epochs + 1):
-        t0 = _now(device)
+        t0 = synchronized_time(device)
         loss = train_epoch(
             net, optimizer, images, labels, generator=generator, batch_size=spec.batch_size, augment=augment
         )
         snapshots.append(flat_parameters(net))
-        seconds += _now(device) - t0
+        seconds += synchronized_time(device) - t0
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"expert {i} diverged at epoch {epoch}/{spec.epochs} (training loss {loss}): lower lr={spec.lr}"
@@ -331,12 +384,6 @@ def _remove_partial(folder: Path, i: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def _now(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def train_experts(
     train_set: ImageSet,
     experts: int,
@@ -370,7 +417,7 @@ def train_experts(
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "manifest.json", {**identity, "files": "expert_<i>.pt: checkpoint.save(identity, state)"})
     states = []
-    for i in progress(range(experts), desc=f"experts ({spec.model}, {spec.epochs} epochs)", total=experts):
+    for i in progress(range(experts), desc=f"experts ({spec.model.name}, {spec.epochs} epochs)", total=experts):
         final, _ = _paths(folder, i)
         state = checkpoint.load(final, {**identity, "expert": i})
         if state is not None:
@@ -395,10 +442,11 @@ def _buffer(spec: ExpertSpec, identity: Mapping[str, Any], states: Sequence[Mapp
 
 
 def load(
-    folder: str | os.PathLike, *, experts: int | None = None, model: str | None = None, **model_kwargs: Any
+    folder: str | os.PathLike, *, experts: int | None = None, model: FreshInit | str | None = None
 ) -> ExpertBuffer:
     """The finished experts stored in ``folder`` (all of them, or the first ``experts``), checked against their
-    manifest. With ``model`` (and options such as ``width=128``), a buffer of another model is refused."""
+    manifest. With ``model`` (a name, or a ``FreshInit`` with its options such as ``width=128``), a buffer of
+    another model is refused."""
     folder = Path(folder)
     manifest = folder / "manifest.json"
     if not manifest.exists():
@@ -408,7 +456,7 @@ def load(
     fields = {k: identity[k] for k in ExpertSpec.__dataclass_fields__}
     spec = ExpertSpec(**fields)
     if model is not None:
-        spec.check_model(model, **model_kwargs)
+        spec.check_model(model)
     states, i = [], 0
     while (experts is None or i < experts) and _paths(folder, i)[0].exists():
         states.append(checkpoint.load(_paths(folder, i)[0], {**identity, "expert": i}))
@@ -418,3 +466,80 @@ def load(
             f"{folder} holds {len(states)} finished experts, {experts or 1} asked: train them with train_experts"
         )
     return _buffer(spec, identity, states, folder)
+
+
+@dataclass
+class ExpertSegment:
+    """One draw of ``ExpertTrajectories``: expert ``expert``'s parameters at epoch ``start`` and ``epochs`` later."""
+
+    start_params: torch.Tensor  # θ*_start, flat (P,), on the bound device
+    target_params: torch.Tensor  # θ*_{start + epochs}
+    expert: int
+    start: int
+
+
+class ExpertTrajectories(NetworkSampler):
+    """Snapshots of experts trained on real data (an ``ExpertBuffer``): a draw is an expert, uniform, and a start
+    epoch ``t`` uniform on ``{0, ..., max_start_epoch - 1}``, with the target θ*_{t + expert_epochs} (MTT).
+    ``network()`` is the experts' architecture, for a functional forward with the flat parameters."""
+
+    def __init__(self, buffer: ExpertBuffer, *, max_start_epoch: int, expert_epochs: int):
+        if not isinstance(buffer, ExpertBuffer):
+            raise TypeError(
+                f"ExpertTrajectories takes a trajectories.ExpertBuffer (from trajectories.train_experts or "
+                f"trajectories.load), got {type(buffer).__name__}"
+            )
+        validate.positive_int("expert_epochs", expert_epochs)
+        validate.positive_int("max_start_epoch", max_start_epoch)
+        E = buffer.epochs
+        if expert_epochs > E:
+            raise ValueError(
+                f"expert_epochs={expert_epochs} is beyond the {E}-epoch trajectories of this buffer: valid 1..{E}"
+            )
+        if max_start_epoch - 1 + expert_epochs > E:
+            raise ValueError(
+                f"max_start_epoch={max_start_epoch} is beyond the buffer: a start epoch t < max_start_epoch needs "
+                f"the target t + expert_epochs ({expert_epochs}) <= {E} epochs, so max_start_epoch must be in "
+                f"1..{E - expert_epochs + 1}"
+            )
+        self.buffer, self.max_start_epoch, self.expert_epochs = buffer, max_start_epoch, expert_epochs
+
+    def network(self) -> nn.Module:
+        self._check_bound()
+        return self.buffer.network(self.info, self.device)
+
+    def sample(self, generator: torch.Generator) -> ExpertSegment:
+        self._check_bound()
+        gdev = generator.device
+        e = int(torch.randint(len(self.buffer), (1,), generator=generator, device=gdev))
+        t = int(torch.randint(self.max_start_epoch, (1,), generator=generator, device=gdev))
+        trajectory = self.buffer.trajectories[e]
+        start, target = trajectory[t], trajectory[t + self.expert_epochs]
+        return ExpertSegment(start.to(self.device), target.to(self.device), e, t)
+
+    def spec(self) -> dict:
+        return {
+            **self.buffer.spec_dict(),
+            "max_start_epoch": self.max_start_epoch,
+            "expert_epochs": self.expert_epochs,
+        }
+
+
+def expert_sampler(model: Any, train_set: ImageSet, *, max_start_epoch: int, expert_epochs: int) -> ExpertTrajectories:
+    """What ``model=`` means for trajectory matching: an ``ExpertBuffer`` trained on this very ``train_set`` (or an
+    ``ExpertTrajectories`` sampler of one, drawing with the same ``max_start_epoch`` and ``expert_epochs``)."""
+    if isinstance(model, ExpertTrajectories):
+        if (model.max_start_epoch, model.expert_epochs) != (max_start_epoch, expert_epochs):
+            raise ValueError(
+                f"the ExpertTrajectories sampler draws max_start_epoch={model.max_start_epoch}, "
+                f"expert_epochs={model.expert_epochs} but the hyperparameters say {max_start_epoch}, "
+                f"{expert_epochs}: pass the buffer itself (model=buffer) and the hyperparameters"
+            )
+        model = model.buffer
+    if not isinstance(model, ExpertBuffer):
+        raise TypeError(
+            "trajectory matching needs expert trajectories: pass model=trajectories.train_experts(train_set, "
+            f"experts, ...) (or trajectories.load(folder)), got model={type(model).__name__}"
+        )
+    model.check_data(train_set)
+    return ExpertTrajectories(model, max_start_epoch=max_start_epoch, expert_epochs=expert_epochs)
