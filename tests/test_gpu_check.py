@@ -48,3 +48,25 @@ def test_gpu_check_names_missing_packages_before_anything_runs(tmp_path):
     proc = subprocess.run([*cmd, "--skip", "tests,notebooks"], capture_output=True, text=True, timeout=120, env=env)
     assert "gpu-check needs papermill" not in proc.stdout  # the parts left need neither
     assert not (tmp_path / "out").exists() or torch.cuda.is_available()
+
+
+def _gpu_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_identity_part_covers_every_registered_method_and_runs_on_the_cpu():
+    """The GPU check's identity list is the registry (a new method is in it with no edit), and the part itself runs
+    anywhere: on the CPU it checks the same properties (its draws are trivially the CPU's)."""
+    from course_utils import methods
+
+    gpu_check = _gpu_check()
+    assert gpu_check.identity_methods() == list(methods.REGISTRY)
+    report = gpu_check.check_identity("cpu", names=["dm", "mtt"])
+    assert report["ok"], report
+    assert set(report) >= {"dm", "mtt", "experts", "evaluate_dsa_protocol"}
+    assert report["evaluate_dsa_protocol"]["draws_equal_to_cpu"]

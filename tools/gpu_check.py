@@ -2,8 +2,9 @@
 
 1. the unit tests with CUDA visible (``pytest tests``);
 2. every notebook in the quick profile with ``device=cuda`` (papermill), each with its time and, on failure, its error;
-3. bit-identity on CUDA: DC, DSA, DM, DD and KIP distilled twice with the same seed give identical images, and the
-   same set evaluated twice (DSA protocol) gives identical accuracies;
+3. bit-identity on CUDA: every registered method (its registry entry's tiny settings) distilled twice with the same
+   seed gives identical images, experts trained twice identical trajectories, the same set evaluated twice (DSA
+   protocol) identical accuracies, and the evaluation's random draws equal the CPU's;
 4. the GPU benchmarks of gradient matching and of distribution matching (``benchmarks/bench_gradient_matching.py``
    and ``benchmarks/bench_dm.py``, ``--device cuda``; each against its CUDA target).
 
@@ -100,55 +101,71 @@ def run_notebooks(out: Path, timeout: int) -> dict:
     return {"ok": all(b["ok"] for b in books.values()), "notebooks": books}
 
 
-def check_identity() -> dict:
-    """Same seed twice on CUDA: bit-identical sets and accuracies."""
+def identity_methods() -> list[str]:
+    """The methods whose same-seed identity the check runs: every registered one (``methods.REGISTRY``)."""
+    from course_utils import methods
+
+    return list(methods.REGISTRY)
+
+
+def check_identity(device: str = "cuda", names: list[str] | None = None) -> dict:
+    """Same seed twice on ``device``: bit-identical sets for every registered method (its tiny settings, from its
+    registry entry), bit-identical expert trajectories, the same accuracies from the same set, and the evaluation's
+    random draws (batch orders) equal to the CPU's."""
     import torch
 
-    from course_utils import methods
+    from course_utils import data, methods
     from course_utils.core import repro
-    from course_utils.data import datasets as data
     from course_utils.evaluation import training
     from course_utils.nets import samplers, trajectories
 
     repro.seed_everything(0)
     train, test = data.load("mnist")
-    train = train.balanced_subset(100, torch.Generator().manual_seed(0)).to("cuda")
-    test = test.balanced_subset(50, torch.Generator().manual_seed(0)).to("cuda")
-    net = samplers.FreshInit("convnet", width=32)
+    train = train.balanced_subset(20, repro.make_generator(0)).to(device)
+    test = test.balanced_subset(20, repro.make_generator(0)).to(device)
     out = {}
-    settings = {
-        "dc": {"steps": 5, "batch_real": 32, "model": net},
-        "dsa": {"steps": 5, "batch_real": 32, "model": net},
-        "dm": {"steps": 5, "batch_real": 32, "model": net},
-        "dd": {"steps": 5, "batch_size": 128},
-        "kip": {"steps": 20, "batch_size": 200},
-        "zen": {"steps": 3, "inner_steps": 3, "model": [net, samplers.FreshInit("lenet")]},
-    }
-    with tempfile.TemporaryDirectory() as root:  # MTT: experts trained twice from scratch, then distilled from
+    with tempfile.TemporaryDirectory() as root:
         buffers = [
             trajectories.train_experts(
-                train, 2, model="convnet", model_kwargs={"width": 32}, epochs=3, root=f"{root}/{i}"
+                train, 2, model=samplers.FreshInit("convnet", width=8), epochs=2, root=f"{root}/{i}", device=device
             )
             for i in range(2)
         ]
-    out["experts"] = {
-        "trajectories_identical": all(torch.equal(a, b) for a, b in zip(*(b.trajectories for b in buffers)))
-    }
-    settings["mtt"] = {"steps": 5, "syn_steps": 5, "expert_epochs": 2, "max_start_epoch": 1, "model": buffers[0]}
-    for name, kwargs in settings.items():
-        a, b = (methods.distill(name, train, 1, generator=repro.make_generator(0), **kwargs) for _ in range(2))
-        out[name] = {
-            "images_identical": bool(torch.equal(a.images, b.images)),
-            "history_identical": a.meta["history"] == b.meta["history"],
+        out["experts"] = {
+            "trajectories_identical": all(torch.equal(a, b) for a, b in zip(*(b.trajectories for b in buffers)))
         }
-    syn = methods.distill("dsa", train, 1, generator=repro.make_generator(0), **settings["dsa"])
-    r1, r2 = (
-        training.evaluate_set(
-            syn, test, protocol="dsa", epochs=50, num_models=2, model_kwargs={"width": 32}, device="cuda"
+        for name in identity_methods() if names is None else names:
+            kwargs = methods.info(name).tiny.kwargs(train, root)
+            a, b = (methods.distill(name, train, 1, generator=repro.make_generator(0), **kwargs) for _ in range(2))
+            out[name] = {
+                "images_identical": bool(torch.equal(a.images, b.images)),
+                "history_identical": a.meta["history"] == b.meta["history"],
+            }
+    syn = methods.distill("random", train, 1, generator=repro.make_generator(0))
+    orders: dict[str, list] = {}
+
+    def evaluate(on: str, run: str) -> list[float]:
+        seen = orders.setdefault(run, [])
+        result = training.evaluate_set(
+            syn.to(on),
+            test.to(on),
+            protocol="dsa",
+            epochs=3,
+            num_models=2,
+            model=samplers.FreshInit("convnet", width=8),
+            device=on,
+            on_batch=lambda idx, *_: seen.append(idx.cpu()),
         )
-        for _ in range(2)
-    )
-    out["evaluate_dsa_protocol"] = {"accuracies_identical": r1.accuracies == r2.accuracies, "accuracies": r1.accuracies}
+        return result.accuracies
+
+    first, second = evaluate(device, "first"), evaluate(device, "second")
+    evaluate("cpu", "cpu")
+    out["evaluate_dsa_protocol"] = {
+        "accuracies_identical": first == second,
+        "accuracies": first,
+        "draws_equal_to_cpu": len(orders["first"]) == len(orders["cpu"])
+        and all(torch.equal(a, b) for a, b in zip(orders["first"], orders["cpu"])),
+    }
     ok = all(all(v for k, v in d.items() if k != "accuracies") for d in out.values())
     return {"ok": ok, **out}
 
