@@ -87,14 +87,12 @@ def variants(device: torch.device, args) -> tuple[str, ...]:
 
 
 def bench(train: data.ImageSet, args, device: torch.device, unit_net: torch.nn.Module) -> dict:
-    dsa = DSA(strategy_for(train.name))
     make = lambda impl: DistributionMatching(  # noqa: E731
         train,
         args.ipc,
         generator=repro.make_generator(0),
         config=Config(implementation=impl, batch_real=args.batch_real),
         sampler=samplers.FreshInit("convnet"),
-        dsa=dsa,
     )
     matchers = {impl: make(impl) for impl in variants(device, args)}
     matchers["baseline"] = make("loop")

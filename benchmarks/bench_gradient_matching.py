@@ -51,11 +51,14 @@ from timing import (
 
 from course_utils.core import repro
 from course_utils.data import datasets as data
-from course_utils.data.augment import DSA, strategy_for
 from course_utils.methods import matching
-from course_utils.methods.dc import Config, GradientMatching
+from course_utils.methods.dc import Config, DSAConfig, GradientMatching
+from course_utils.methods.dsa import SiameseGradientMatching
 from course_utils.nets import samplers
 from course_utils.records import results
+
+#: The distiller and its settings per method (DSA's config draws the dataset's augmentation).
+DISTILLERS = {"dc": (GradientMatching, Config), "dsa": (SiameseGradientMatching, DSAConfig)}
 
 
 def baseline_step(matcher: GradientMatching, net: torch.nn.Module, real: torch.Tensor | None = None) -> torch.Tensor:
@@ -110,15 +113,13 @@ def baseline_iteration(matcher: GradientMatching) -> None:
 
 def bench_iteration(name: str, train: data.ImageSet, args, device: torch.device) -> dict:
     """Whole outer iterations, ours against the reference's structure, in interleaved rounds."""
-    dsa = DSA(strategy_for(train.name)) if name == "dsa" else None
-    make = lambda impl: GradientMatching(
+    distiller, config = DISTILLERS[name]
+    make = lambda impl: distiller(  # noqa: E731
         train,
         args.iteration_ipc,
-        generator=repro.make_generator(0),  # noqa: E731
-        config=Config(implementation=impl, batch_real=args.batch_real),
+        generator=repro.make_generator(0),
+        config=config(implementation=impl, batch_real=args.batch_real),
         sampler=samplers.FreshInit("convnet"),
-        dsa=dsa,
-        method=name,
     )
     ours, base = make("auto"), make("loop")
     times = {"ours": [], "baseline": []}
@@ -147,16 +148,14 @@ def variants(device: torch.device, args) -> tuple[str, ...]:
 
 
 def bench_method(name: str, train: data.ImageSet, args, device: torch.device, unit_net) -> dict:
-    dsa = DSA(strategy_for(train.name)) if name == "dsa" else None
+    distiller, config = DISTILLERS[name]
     matchers = {
-        impl: GradientMatching(
+        impl: distiller(
             train,
             args.ipc,
             generator=repro.make_generator(0),
-            config=Config(implementation="loop" if impl == "baseline" else impl, batch_real=args.batch_real),
+            config=config(implementation="loop" if impl == "baseline" else impl, batch_real=args.batch_real),
             sampler=samplers.FreshInit("convnet"),
-            dsa=dsa,
-            method=name,
         )
         for impl in variants(device, args)
     }

@@ -76,7 +76,6 @@ def make_matcher(train, buffer, args, device, strategy=None) -> mtt.TrajectoryMa
         generator=repro.make_generator(0),
         config=config,
         sampler=trajectories.ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1),
-        dsa=config.augmentation(),
     )
 
 

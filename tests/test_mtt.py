@@ -29,9 +29,7 @@ def buffer(tiny, tmp_path_factory):
 def _distiller(tiny, buffer, **hparams):
     config = mtt.Config(**{"strategy": "none", "expert_epochs": 2, "max_start_epoch": 1, **hparams}).resolved("mnist")
     sampler = trajectories.ExpertTrajectories(buffer, max_start_epoch=config.max_start_epoch, expert_epochs=2)
-    return mtt.TrajectoryMatching(
-        tiny, 2, generator=torch.Generator().manual_seed(0), config=config, sampler=sampler, dsa=config.augmentation()
-    )
+    return mtt.TrajectoryMatching(tiny, 2, generator=torch.Generator().manual_seed(0), config=config, sampler=sampler)
 
 
 def test_normalised_loss_matches_a_hand_computation(tiny, buffer):

@@ -51,9 +51,7 @@ class MeanPull(loop.ImageDistiller):
 
 def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, callback=None, **hparams):
     config = parse("toy", Config, hparams)
-    return loop.run(
-        MeanPull, train_set, ipc, generator=generator, config=config, callback=callback, sampler=METHOD.sampler(model)
-    )
+    return METHOD.run(MeanPull, config, train_set, ipc, generator, model, callback)
 
 
 METHOD = MethodInfo(

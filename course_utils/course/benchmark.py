@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .. import methods
-from ..core import repro
+from ..core import repro, tables
 from ..data.datasets import ImageSet
 from ..methods import registry
 from ..records import papers, results, summary
@@ -179,9 +179,7 @@ class Row:
         return self.distill_seconds + (self.prepare_seconds or 0.0)
 
     def accuracy(self) -> str:
-        if self.mean is None:
-            return "–"
-        return f"{self.mean:.2f}" + (f" ± {self.std:.2f}" if self.std is not None else "")
+        return tables.mean_std(self.mean, self.std)
 
 
 def _device_names(records: Iterable[Mapping[str, Any]]) -> str:
@@ -344,21 +342,24 @@ def run_grid(
 def markdown(rows: Sequence[Row]) -> str:
     """The benchmark table: accuracy, gain over random, the paper's number and its protocol, time, source."""
     head = (
-        "| dataset | method | ipc | accuracy (%) | gain over random | paper (%) | paper's protocol | "
-        "distil (s) | + prepare (s) | device | scored by | source |"
+        *("dataset", "method", "ipc", "accuracy (%)", "gain over random", "paper (%)", "paper's protocol"),
+        *("distil (s)", "+ prepare (s)", "device", "scored by", "source"),
     )
-    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
-    for r in rows:
-        gain = "–" if r.gain is None else f"{r.gain:+.2f}"
-        paper = "–" if r.paper is None else f"{r.paper} ({r.paper.source.upper()} {r.paper.where})"
-        paper_protocol = "–" if r.paper is None else r.paper.protocol
-        distil = "–" if r.distill_seconds is None else f"{r.distill_seconds:.1f}"
-        prep = "–" if not r.prepare_seconds else f"{r.prepare_seconds:.1f}"
-        lines.append(
-            f"| {r.dataset} | {r.method} | {r.ipc} | {r.accuracy()} | {gain} | {paper} | {paper_protocol} | "
-            f"{distil} | {prep} | {r.device} | {r.protocol} | {r.source} |"
-        )
-    return "\n".join(lines)
+    return tables.markdown_table(
+        head,
+        (
+            [
+                *(r.dataset, r.method, r.ipc, r.accuracy()),
+                tables.MISSING if r.gain is None else f"{r.gain:+.2f}",
+                tables.MISSING if r.paper is None else r.paper.cited(),
+                tables.MISSING if r.paper is None else r.paper.protocol,
+                tables.cell(r.distill_seconds, 1),
+                tables.cell(r.prepare_seconds or None, 1),
+                *(r.device, r.protocol, r.source),
+            ]
+            for r in rows
+        ),
+    )
 
 
 def time_points(rows: Sequence[Row], dataset: str) -> dict[str, dict[int, tuple[float, float]]]:

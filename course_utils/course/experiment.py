@@ -21,11 +21,11 @@ from typing import Any, Mapping
 import torch
 
 from .. import methods
-from ..core import repro, validate
+from ..core import repro, tables, validate
 from ..data.datasets import ImageSet
 from ..evaluation import protocol, training
 from ..nets import samplers
-from ..records import results
+from ..records import papers, results
 from ..records.synthetic import SyntheticSet
 
 __all__ = [
@@ -165,6 +165,26 @@ def run_method(
             },
         )
     return MethodRun(method, ipc, sets[0], result, distill_seconds, path, evals)
+
+
+def results_table(runs: Mapping[tuple[str, int], MethodRun], dataset: str) -> str:
+    """A notebook's runs in markdown, ``{(label, ipc): MethodRun}``: accuracy (mean ± std), the protocol that scored
+    it, the paper's number with its own protocol (``papers.cite``) and the distillation seconds."""
+    head = ["method", "ipc", "this run (%)", "scored by", "paper (%)", "distil (s)"]
+    return tables.markdown_table(
+        head,
+        (
+            [
+                label,
+                ipc,
+                tables.mean_std(run.result.mean, run.result.std),
+                run.result.protocol,
+                papers.cite(run.method, dataset, ipc),
+                tables.cell(run.distill_seconds, 1),
+            ]
+            for (label, ipc), run in runs.items()
+        ),
+    )
 
 
 def run_full_data(
@@ -321,9 +341,6 @@ def worst_column(table: Mapping[tuple[str, str], Any]) -> dict[str, float]:
 def cross_architecture_markdown(table: Mapping[tuple[str, str], Any], *, worst: bool = True, digits: int = 1) -> str:
     """The C\\T table in markdown: one row per set, one column per architecture, and (``worst``) each row's worst."""
     rows, cols, means = cross_architecture_grid(table)
-    head = "| set \\ trained on | " + " | ".join(cols) + (" | worst |" if worst else " |")
-    lines = [head, "|---" * (len(cols) + 1 + worst) + "|"]
-    for row, values in zip(rows, means):
-        cells = [f"{v:.{digits}f}" for v in values] + ([f"{min(values):.{digits}f}"] if worst else [])
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    head = ["set \\ trained on", *cols, *(["worst"] if worst else [])]
+    body = ([row, *values, *([min(values)] if worst else [])] for row, values in zip(rows, means))
+    return tables.markdown_table(head, ([row, *(tables.cell(v, digits) for v in cells)] for row, *cells in body))

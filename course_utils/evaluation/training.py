@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from ..core import validate
+from ..core import tables, validate
 from ..core.cost import synchronized_time
 from ..core.progress import progress
 from ..core.repro import resolve_device, run_generator, run_seed
@@ -86,9 +86,9 @@ class EvalResult:
         }
 
     def __str__(self) -> str:
-        spread = f" ± {self.std:.2f}" if self.std is not None else ""
+        accuracy = tables.mean_std(self.mean, self.std)
         return (
-            f"{self.mean:.2f}{spread} % ({len(self.accuracies)} × {self.model}, {self.num_images} images, "
+            f"{accuracy} % ({len(self.accuracies)} × {self.model}, {self.num_images} images, "
             f"{self.protocol or f'{self.epochs} epochs'}, {self.seconds:.1f} s)"
         )
 

@@ -215,20 +215,12 @@ class ModelAugmentedMatching(GradientMatching):
         "the network's training on real data diverged (lr_net)"
     )
 
-    def __init__(
-        self,
-        train_set: ImageSet,
-        ipc: int,
-        *,
-        generator: Generator,
-        config: Config,
-        sampler: NetworkSampler,
-        dsa: DSA | None = None,
-        net_dsa: DSA | None = None,
-    ):
-        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
-        self.net_dsa = None if net_dsa is None or net_dsa.is_identity else net_dsa
-        self.batch_net = min(config.batch_net, len(train_set))
+    def setup(self) -> None:
+        """DC's state, plus the per-image augmentation of the network updates (``Config.network_augmentation``) and
+        the real batch of each update."""
+        super().setup()
+        self.net_dsa = self.config.network_augmentation()
+        self.batch_net = min(self.config.batch_net, len(self.train_set))
 
     def schedule(self, ipc: int) -> tuple[int, int]:
         return self.config.outer_loop, self.config.inner_loop
@@ -393,34 +385,14 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
             weight_decay=config.weight_decay_net,
             batch_size=config.batch_net,
         )
-    sampler = METHOD.sampler(
-        model, train_set=train_set, perturb=config.perturb, magnitude=config.magnitude, directions=config.directions
-    )
-    return loop.run(
-        ModelAugmentedMatching,
-        train_set,
-        ipc,
-        generator=generator,
-        config=config,
-        callback=callback,
-        sampler=sampler,
-        dsa=config.augmentation(),
-        net_dsa=config.network_augmentation(),
-    )
+    perturbation = {"perturb": config.perturb, "magnitude": config.magnitude, "directions": config.directions}
+    return METHOD.run(ModelAugmentedMatching, config, train_set, ipc, generator, model, callback, **perturbation)
 
 
 def prepare(p: Preparation) -> tuple[dict, float]:
     """Notebook 08: a pool of ``settings["networks"]`` networks of the profile's architecture trained
     ``settings["epochs"]`` epochs (stored keyed, reused); their training seconds."""
-    pool, seconds = early_stage_pool(
-        p.train,
-        p.settings["networks"],
-        p.settings["epochs"],
-        model=p.model,
-        seed=p.seed,
-        root=p.folder("pools"),
-        device=p.device,
-    )
+    pool, seconds = early_stage_pool(p.train, p.settings["networks"], p.settings["epochs"], **p.stored("pools"))
     return {"model": pool}, float(seconds)
 
 

@@ -317,8 +317,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     the course protocol's many epochs of momentum SGD.
     """
     config = parse("dd", Config, hparams)
-    sampler = METHOD.sampler(model, weight_init=config.weight_init)
-    return loop.run(Bilevel, train_set, ipc, generator=generator, config=config, callback=callback, sampler=sampler)
+    return METHOD.run(Bilevel, config, train_set, ipc, generator, model, callback, weight_init=config.weight_init)
 
 
 # --------------------------------------------------------------------------------------------------

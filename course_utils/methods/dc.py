@@ -48,10 +48,9 @@ import torch.nn as nn
 from torch import Generator
 
 from ..core import validate
-from ..data.augment import DSA, DSAFields
+from ..data.augment import DSAFields
 from ..data.datasets import ImageSet
 from ..nets.fit import train_epoch
-from ..nets.samplers import NetworkSampler as Sampler
 from ..records.synthetic import INITS, SyntheticSet
 from . import loop, matching
 from .hparams import ImageSGD, LoopConfig, parse
@@ -133,23 +132,14 @@ class GradientMatching(loop.ImageDistiller):
         "the image learning rate lr_img is too high, or the network's inner-loop training diverged (lr_net)"
     )
 
-    def __init__(
-        self,
-        train_set: ImageSet,
-        ipc: int,
-        *,
-        generator: Generator,
-        config: Config,
-        sampler: Sampler,
-        dsa: DSA | None = None,
-    ):
-        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
-        self.outer_loop, self.inner_loop = self.schedule(ipc)
+    def setup(self) -> None:
+        """The schedule, the implementation of the per-class gradients and the labels of every matching step."""
+        self.outer_loop, self.inner_loop = self.schedule(self.ipc)
         K = self.num_classes
-        impl = config.implementation
+        impl = self.config.implementation
         self.implementation = ("batched" if self.device.type == "cuda" else "loop") if impl == "auto" else impl
         self.real_labels = torch.arange(K, device=self.device).view(K, 1).expand(K, self.batch_real)
-        self.syn_labels = self.labels.view(K, ipc)
+        self.syn_labels = self.labels.view(K, self.ipc)
 
     def schedule(self, ipc: int) -> tuple[int, int]:
         """``(outer_loop, inner_loop)``: matching steps per network, and epochs of network training between them
@@ -231,15 +221,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     default is noise; the DSA code uses real): short runs need the head start.
     """
     config = parse("dc", Config, hparams)
-    return loop.run(
-        GradientMatching,
-        train_set,
-        ipc,
-        generator=generator,
-        config=config,
-        callback=callback,
-        sampler=METHOD.sampler(model),
-    )
+    return METHOD.run(GradientMatching, config, train_set, ipc, generator, model, callback)
 
 
 METHOD = MethodInfo(

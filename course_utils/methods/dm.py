@@ -54,7 +54,6 @@ from torch import Generator, Tensor
 from ..core import validate
 from ..data.augment import DSA, DSAFields
 from ..data.datasets import ImageSet
-from ..nets.samplers import NetworkSampler as Sampler
 from ..records.synthetic import INITS, SyntheticSet
 from . import loop, matching
 from .hparams import ImageSGD, LoopConfig, parse
@@ -189,18 +188,9 @@ class DistributionMatching(loop.ImageDistiller):
     method = "dm"
     divergence_hint = "the image learning rate lr_img is too high (the reference uses 1.0 for ConvNet; try 0.1)"
 
-    def __init__(
-        self,
-        train_set: ImageSet,
-        ipc: int,
-        *,
-        generator: Generator,
-        config: Config,
-        sampler: Sampler,
-        dsa: DSA | None = None,
-    ):
-        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
-        self.implementation = config.implementation
+    def setup(self) -> None:
+        """The implementation of the embeddings."""
+        self.implementation = self.config.implementation
 
     def match(self, net: nn.Module) -> tuple[Tensor, Tensor]:
         """The DM loss on ``net`` (its parameters frozen here) and its gradient w.r.t. the images (left in
@@ -241,16 +231,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     ``checkpoint``, ...). ``callback(event)``: a ``loop.StepEvent`` after every iteration.
     """
     config = parse("dm", Config, hparams).resolved(train_set.name)
-    return loop.run(
-        DistributionMatching,
-        train_set,
-        ipc,
-        generator=generator,
-        config=config,
-        callback=callback,
-        sampler=METHOD.sampler(model),
-        dsa=config.augmentation(),
-    )
+    return METHOD.run(DistributionMatching, config, train_set, ipc, generator, model, callback)
 
 
 METHOD = MethodInfo(

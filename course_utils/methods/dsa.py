@@ -18,7 +18,6 @@ from __future__ import annotations
 from torch import Generator
 
 from ..data.datasets import ImageSet
-from . import loop
 from .dc import METHOD as DC
 from .dc import DSAConfig, GradientMatching
 from .hparams import parse
@@ -43,16 +42,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     reference's) and ``dsa_mode`` (``"single"``: one op per draw, the reference's; or ``"all"``).
     """
     config = parse("dsa", DSAConfig, hparams).resolved(train_set.name)
-    return loop.run(
-        SiameseGradientMatching,
-        train_set,
-        ipc,
-        generator=generator,
-        config=config,
-        callback=callback,
-        sampler=METHOD.sampler(model),
-        dsa=config.augmentation(),
-    )
+    return METHOD.run(SiameseGradientMatching, config, train_set, ipc, generator, model, callback)
 
 
 METHOD = MethodInfo(

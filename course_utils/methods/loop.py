@@ -31,6 +31,7 @@ import torch
 from .. import __version__
 from ..core import repro, validate
 from ..core.progress import progress as progress_bar
+from ..data.augment import DSAFields
 from ..data.datasets import ImageSet
 from ..records import checkpoint
 from ..records.synthetic import SyntheticSet, class_labels, initial_images
@@ -137,10 +138,11 @@ class ImageDistiller(Distiller):
 
     Sets ``images`` (a leaf tensor, class-major ``(K·ipc, C, H, W)``, started by ``synthetic.initial_images`` with
     ``config.init``), ``labels`` (``synthetic.class_labels``), ``optimizer`` (``config.image_optimizer``),
-    ``sampler`` (the given network sampler, bound to the data's device), ``dsa`` (the given augmentation, None for
-    none or the identity) and ``batch_real`` (``config.batch_real`` clipped to the smallest class; None for a config
-    without one), and implements ``sample_real``, ``state_dict`` / ``load_state_dict`` and ``current_images``.
-    Subclasses add ``step`` and ``synthetic_set``.
+    ``sampler`` (the given network sampler, bound to the data's device), ``dsa`` (the config's augmentation,
+    ``augment.DSAFields``, resolved for the dataset; None for none or a config without one) and ``batch_real``
+    (``config.batch_real`` clipped to the smallest class; None for a config without one), and implements
+    ``sample_real``, ``state_dict`` / ``load_state_dict`` and ``current_images``. Subclasses add ``setup`` (their
+    own state, made after this), ``step`` and ``synthetic_set``.
     """
 
     def __init__(
@@ -151,17 +153,22 @@ class ImageDistiller(Distiller):
         generator: torch.Generator,
         config: Any,
         sampler: Any = None,
-        dsa: Any = None,
     ):
+        if isinstance(config, DSAFields):  # the dataset's strategy when none is given, so records name it
+            config = config.resolved(train_set.name)
         super().__init__(train_set, ipc, generator=generator, config=config)
         # the network sampler bound to the data's device, and the augmentation (None when it is the identity)
         self.sampler = None if sampler is None else sampler.bind(train_set.info, self.device)
-        self.dsa = None if dsa is None or dsa.is_identity else dsa
+        self.dsa = config.augmentation() if isinstance(config, DSAFields) else None
         batch_real = getattr(config, "batch_real", None)  # MTT draws no real images
         self.batch_real = None if batch_real is None else min(batch_real, int(train_set.class_counts.min()))
         self.images = initial_images(train_set, ipc, config.init, generator).requires_grad_(True)
         self.labels = class_labels(self.num_classes, ipc, self.device)
         self.optimizer = config.image_optimizer([self.images])
+        self.setup()
+
+    def setup(self) -> None:
+        """The method's own state, made once the images, labels, optimiser, sampler and augmentation exist."""
 
     def sample_real(self, n: int) -> torch.Tensor:
         """``n`` random real images of every class: ``(K, n, C, H, W)``, one draw for all classes."""

@@ -183,22 +183,13 @@ class TrajectoryMatching(loop.ImageDistiller):
         "grew until the student's steps overshoot; lower lr_img by 10x"
     )
 
-    def __init__(
-        self,
-        train_set: ImageSet,
-        ipc: int,
-        *,
-        generator: Generator,
-        config: Config,
-        sampler: ExpertTrajectories,
-        dsa: DSA | None = None,
-    ):
-        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=dsa)
+    def setup(self) -> None:
+        """The functional student, the learned learning rate α and its optimiser, the synthetic batches."""
         self.student = FunctionalStudent(self.sampler.network())
-        self.syn_lr = torch.tensor(config.lr_teacher, device=self.device, requires_grad=True)
-        self.lr_optimizer = torch.optim.SGD([self.syn_lr], lr=config.lr_lr, momentum=config.momentum_lr)
+        self.syn_lr = torch.tensor(self.config.lr_teacher, device=self.device, requires_grad=True)
+        self.lr_optimizer = torch.optim.SGD([self.syn_lr], lr=self.config.lr_lr, momentum=self.config.momentum_lr)
         n = len(self.images)
-        self.batch_syn = None if config.batch_syn is None or config.batch_syn >= n else config.batch_syn
+        self.batch_syn = None if self.config.batch_syn is None or self.config.batch_syn >= n else self.config.batch_syn
 
     def batches(self) -> list[Tensor | None]:
         """The mini-batch of every student step: all images (``batch_syn`` None), or successive chunks of random
@@ -271,19 +262,8 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     ``callback(event)``: a ``loop.StepEvent`` after every iteration (``metrics``: ``syn_lr``, ``start_epoch``).
     """
     config = parse("mtt", Config, hparams).resolved(train_set.name)
-    sampler = METHOD.sampler(
-        model, train_set=train_set, max_start_epoch=config.max_start_epoch, expert_epochs=config.expert_epochs
-    )
-    return loop.run(
-        TrajectoryMatching,
-        train_set,
-        ipc,
-        generator=generator,
-        config=config,
-        callback=callback,
-        sampler=sampler,
-        dsa=config.augmentation(),
-    )
+    settings = {"max_start_epoch": config.max_start_epoch, "expert_epochs": config.expert_epochs}
+    return METHOD.run(TrajectoryMatching, config, train_set, ipc, generator, model, callback, **settings)
 
 
 @dataclass
@@ -313,9 +293,7 @@ def measure_syn_steps_cost(
         validate.positive_int("syn_steps", N)
         config = Config(syn_steps=N, expert_epochs=1, max_start_epoch=1, strategy=strategy).resolved(train_set.name)
         sampler = ExpertTrajectories(buffer, max_start_epoch=1, expert_epochs=1)
-        m = TrajectoryMatching(
-            train_set, ipc, generator=generator, config=config, sampler=sampler, dsa=config.augmentation()
-        )
+        m = TrajectoryMatching(train_set, ipc, generator=generator, config=config, sampler=sampler)
         segment = m.sampler.sample(generator)
         start, target = segment.start_params, segment.target_params
         saved, peak, seconds = cost.measure(lambda m=m, s=start, t=target: m.match(s, t), m.device, repeats)
@@ -331,15 +309,7 @@ def _tiny_experts(train_set: ImageSet, root: Path) -> ExpertBuffer:
 def prepare(p: Preparation) -> tuple[dict, float]:
     """Notebook 08: ``settings["experts"]`` experts of the profile's network trained ``settings["epochs"]`` epochs
     (stored keyed, reused); their training seconds."""
-    buffer = train_experts(
-        p.train,
-        p.settings["experts"],
-        model=p.model,
-        epochs=p.settings["epochs"],
-        seed=p.seed,
-        root=p.folder("experts"),
-        device=p.device,
-    )
+    buffer = train_experts(p.train, p.settings["experts"], epochs=p.settings["epochs"], **p.stored("experts"))
     return {"model": buffer}, float(sum(buffer.seconds))
 
 

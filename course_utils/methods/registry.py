@@ -20,6 +20,7 @@ from ..data.datasets import ImageSet
 from ..evaluation.protocol import PROTOCOL_NAMES
 from ..nets.model_argument import KINDS, model_argument
 from ..nets.samplers import FreshInit, with_width
+from . import loop
 
 __all__ = [
     "PROFILES",
@@ -114,6 +115,11 @@ class Preparation:
         """Where the method stores what it trains (``root/name``; None: under the output folder)."""
         return None if self.root is None else Path(self.root) / name
 
+    def stored(self, name: str) -> dict:
+        """The arguments that train stored networks (experts, pools) as the profile asks: its network, seed, device
+        and folder ``name``."""
+        return {"model": self.model, "seed": self.seed, "root": self.folder(name), "device": self.device}
+
     def network(self, name: str) -> FreshInit:
         """A fresh ``name`` at the profile's width rule (``samplers.with_width``)."""
         return with_width(name, self.width)
@@ -168,6 +174,16 @@ class MethodInfo:
         """``model=`` of this method as what it draws from (``nets.model_argument`` with this entry's ``network``
         and ``default_model``)."""
         return model_argument(self.name, model, self.network, self.default_model, **options)
+
+    def run(
+        self, distiller: type, config: Any, train_set: ImageSet, ipc: int, generator, model, callback, **options: Any
+    ):
+        """``loop.run`` of ``distiller`` with ``model=`` read by ``sampler`` (with the training set, which experts and
+        pools are checked against, and ``options``): the last line of an iterative method's ``distill``."""
+        sampler = self.sampler(model, train_set=train_set, **options)
+        return loop.run(
+            distiller, train_set, ipc, generator=generator, config=config, callback=callback, sampler=sampler
+        )
 
     def listed_ipcs(self, profile: str) -> tuple[int, ...] | None:
         """The IPCs with their own budget in ``profile`` (None: one budget for every IPC)."""

@@ -185,10 +185,8 @@ class WorstCaseDistiller(loop.ImageDistiller):
         "neumann_terms, or use hypergradient='cg')"
     )
 
-    def __init__(
-        self, train_set: ImageSet, ipc: int, *, generator: Generator, config: Config, sampler: ArchitecturePool
-    ):
-        super().__init__(train_set, ipc, generator=generator, config=config, sampler=sampler)
+    def setup(self) -> None:
+        """The families' labels and the labels of the real batches."""
         self.families = family_labels(self.sampler)
         K = self.num_classes
         self.real_labels = torch.arange(K, device=self.device).repeat_interleave(self.batch_real)
@@ -269,15 +267,7 @@ def distill(
     family was the worst at every step.
     """
     config = parse("zen", Config, hparams)
-    syn = loop.run(
-        WorstCaseDistiller,
-        train_set,
-        ipc,
-        generator=generator,
-        config=config,
-        callback=callback,
-        sampler=METHOD.sampler(model),
-    )
+    syn = METHOD.run(WorstCaseDistiller, config, train_set, ipc, generator, model, callback)
     grew = syn.meta["history"].get("neumann_diverged", [])
     if config.hypergradient == "neumann" and grew and sum(grew) > 0:
         alpha = config.lr_net if config.neumann_alpha is None else config.neumann_alpha

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Reported", "Source", "SOURCES", "reported", "numbers", "references"]
+__all__ = ["Reported", "Source", "SOURCES", "reported", "cite", "numbers", "references"]
 
 _FILE = Path(__file__).with_name("papers.json")
 
@@ -53,9 +53,9 @@ class Reported:
         spread = f" ± {self.std}" if self.std is not None else ""
         return f"{self.accuracy}{spread}"
 
-    def cited(self) -> str:
-        """``91.7 ± 0.5 (DC paper, Table 1)``."""
-        return f"{self} ({self.source.upper()} paper, {self.where})"
+    def cited(self, protocol: bool = False) -> str:
+        """``91.7 ± 0.5 (DC paper, Table 1)``; with ``protocol``, ``91.7 ± 0.5 (DC paper, Table 1, protocol dc)``."""
+        return f"{self} ({self.source.upper()} paper, {self.where}{f', protocol {self.protocol}' if protocol else ''})"
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +82,12 @@ def reported(method: str, dataset: str, ipc: int | None, setting: str | None = N
     "evaluated on LeNet"; ``None``: the first listed), or ``None``."""
     hits = [e for e in numbers(dataset, method) if e.ipc == ipc and setting in (None, e.setting)]
     return hits[0] if hits else None
+
+
+def cite(method: str, dataset: str, ipc: int | None, *, protocol: bool = True, setting: str | None = None) -> str:
+    """The paper's number for a table cell: ``reported(...).cited(protocol)``, or ``"–"`` where the paper has none."""
+    found = reported(method, dataset, ipc, setting)
+    return "–" if found is None else found.cited(protocol)
 
 
 def references(*keys: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from .. import __version__
+from ..core import tables
 from ..core.atomic import write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -206,17 +207,6 @@ def _get(record: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    if value is None:
-        return "–"
-    return str(value)
-
-
 def markdown_table(records: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """A markdown table with one row per record; columns are dotted paths (``metrics.mean``)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for record in records:
-        lines.append("| " + " | ".join(_fmt(_get(record, c)) for c in columns) + " |")
-    return "\n".join(lines)
+    return tables.markdown_table(columns, ([_get(record, c) for c in columns] for record in records))

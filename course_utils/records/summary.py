@@ -18,6 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..core import tables
 from ..core.atomic import write_text
 from . import results
 
@@ -137,20 +138,21 @@ def write_tables(rows: Sequence[Mapping[str, Any]], stem: str | Path) -> list[Pa
     ]
 
 
-def _fmt(row: Mapping[str, Any]) -> str:
-    if row["mean"] is None:
-        return "–"
-    return f"{row['mean']:.2f}" + (f" ± {row['std']:.2f}" if row["std"] is not None else "")
-
-
 def markdown(rows: Sequence[Mapping[str, Any]], keys: Sequence[str] = DEFAULT_KEYS) -> str:
     """A markdown table: the keys (without the settings hash), accuracy as mean ± std, seeds, time and device."""
     shown = [k for k in keys if k != "settings"]
     head = [*shown, "accuracy (%)", "n", "distill s", "device", "flag"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        seconds = "–" if row["distill_seconds"] is None else f"{row['distill_seconds']:.1f}"
-        flag = "mixed code versions" if row["mixed_versions"] else ""
-        cells = [*(str(_cell(row[k])) for k in shown), _fmt(row), str(row["n"]), seconds, row["device"], flag]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return tables.markdown_table(
+        head,
+        (
+            [
+                *(str(_cell(row[k])) for k in shown),
+                tables.mean_std(row["mean"], row["std"]),
+                row["n"],
+                tables.cell(row["distill_seconds"], 1),
+                row["device"],
+                "mixed code versions" if row["mixed_versions"] else "",
+            ]
+            for row in rows
+        ),
+    )
