@@ -2,7 +2,7 @@
 
 A *cell* is (method, dataset, IPC). Every cell runs through ``experiment.run_method`` with the profile's protocol
 (``cfg["eval_protocol"]``, the same for every method), so the records share the course's schema and experiment name
-``EXPERIMENT``. A method's hyperparameters come from the profile (``config.NOTEBOOK_PROFILES[EXPERIMENT]``, key
+``EXPERIMENT``. A method's hyperparameters come from the profile (``profiles.NOTEBOOK_PROFILES[EXPERIMENT]``, key
 ``hparams``: per method a dict of hyperparameters whose integer keys hold per-IPC overrides); what a method needs
 besides its hyperparameters is made once per dataset by ``Preparation`` with the functions the method's own notebook
 calls (MTT's expert trajectories: ``trajectories.train_experts``; Acc-DD's early-stage pool:
