@@ -49,6 +49,7 @@ FACE: dict[str, str] = {
     "hypergrad": "methods.hypergrad",
     "ridge": "methods.ridge",
     "feature_maps": "methods.feature_maps",
+    "course": "course",
     "config": "course.config",
     "claims": "course.claims",
     "viz": "course.viz",

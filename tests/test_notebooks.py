@@ -53,6 +53,61 @@ def test_notebook_structure(path):
     assert links and links <= {u for s in papers.SOURCES.values() for u in (s.url, s.code) if u}, links
 
 
+def _code_lines(source: str) -> list[str]:
+    return [line for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _calls(source: str, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == name]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_setup_is_the_parameters_cell_and_one_call(path):
+    """Cell 1 only makes a checkout that was not pip-installed importable; right after the parameters cell one call
+    sets everything up. That cell, the setup call and the data line (``cfg.load_data``) take at most five lines, and
+    no parameter is named again (``name=name``)."""
+    cells = json.loads(path.read_text())["cells"]
+    source = ["".join(c["source"]) if c["cell_type"] == "code" else "" for c in cells]
+    install = source[1]
+    assert len(install.splitlines()) <= 3 and "sys.path" in install and "course_utils" in install, install
+    assert not any(word in install for word in ("subprocess", "pip install", "git clone", "COURSE_GIT_URL")), install
+    params = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    setup = source[params + 1]
+    (call,) = _calls(setup, "setup")
+    assert ast.unparse(call.func) == "course.setup" and ast.unparse(call.args[0]) == "globals()", setup
+    data_lines = [
+        line for i, s in enumerate(source) if i != params + 1 for line in s.splitlines() if "load_data(" in line
+    ]
+    budget = len(_code_lines(install)) + len(_code_lines(setup)) + len(data_lines)
+    assert budget <= 5, f"install cell + setup cell + data line: {budget} lines of code"
+    assert "load_data(" in setup or len(data_lines) == 1
+    declared = {n.target.id for n in ast.parse("".join(cells[params]["source"])).body if isinstance(n, ast.AnnAssign)}
+    data_cells = [s for s in source if "load_data(" in s]
+    for cell in {install, setup, *data_cells}:
+        twice = [
+            k.arg
+            for k in ast.walk(ast.parse("\n".join(line for line in cell.splitlines() if not line.startswith("%"))))
+            if isinstance(k, ast.keyword) and k.arg in declared and ast.unparse(k.value) == k.arg
+        ]
+        assert not twice, f"parameters named again in the setup: {twice}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_setup_reads_every_declared_parameter(path):
+    """The parameters cell's annotated names, as Python keeps them (``__annotations__``, what ``course.setup``
+    reads), are papermill's parameters; each is a setting of the notebook or one it reads itself."""
+    from course_utils.course import profiles
+
+    cells = json.loads(path.read_text())["cells"]
+    params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    namespace: dict = {}
+    exec("".join(params["source"]), namespace)
+    assert list(namespace["__annotations__"]) == list(pm.inspect_notebook(str(path)))
+    own = set(profiles.OWN_PARAMETERS.get(path.stem, ()))
+    assert set(namespace["__annotations__"]) - own <= config.setting_names(path.stem)
+    assert own <= set(namespace["__annotations__"])
+
+
 def _papermill(args, tmp_path, timeout):
     env = dict(os.environ, COURSE_OUTPUT_DIR=str(tmp_path / "output"), CI="true", TQDM_DISABLE="1")
     return subprocess.run(
@@ -85,7 +140,7 @@ def test_undeclared_parameter_fails_instead_of_warning(tmp_path):
     )
     assert proc.returncode != 0
     assert "unknown parameter(s) 'eval_epoch'" in proc.stdout + proc.stderr
-    assert not (tmp_path / "output").exists(), "nothing may run after the check cell fails"
+    assert not (tmp_path / "output").exists(), "nothing may run after the setup cell fails"
 
 
 def test_notebook_02_refuses_an_impossible_unroll_before_any_work(tmp_path):

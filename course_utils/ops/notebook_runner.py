@@ -83,10 +83,11 @@ def check_parameters(path: Path, parameters: dict, values: bool = False) -> dict
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise ValueError(f"{name}={value!r} is not of type {kind}, as {path.name} declares it")
     if values:
-        from ..course import config
+        from ..course import config, profiles
 
-        settings = {k: v for k, v in out.items() if k != "profile"}
-        notebook = path.stem if path.stem in config.NOTEBOOK_PROFILES else None
+        notebook = path.stem if path.stem in profiles.NOTEBOOK_PROFILES else None
+        own = profiles.OWN_PARAMETERS.get(path.stem, ())  # read by the notebook itself: no setting
+        settings = {k: v for k, v in out.items() if k != "profile" and k not in own}
         config.resolve(out.get("profile", "quick"), notebook=notebook, **settings)  # raises naming a bad value
     return out
 

@@ -1,0 +1,84 @@
+"""A notebook's setup in one call, right after its parameters cell::
+
+    cfg = course.setup(globals(), notebook="04_distribution_matching")
+    train, test_eval = cfg.load_data()
+
+``setup`` reads the values of the parameters the ``parameters`` cell declares (its annotated names, which Python
+and IPython keep in ``namespace["__annotations__"]``), refuses a name papermill injected that the cell does not
+declare (``config.check_notebook_parameters``), resolves the profile and checks every value before any work
+(``config.resolve``), seeds everything (``repro.seed_everything``; the CPU generator it returns is
+``cfg.generator``), resolves the device and prints the settings. ``cfg.load_data()`` gives the notebook's data, drawn
+as ``profiles.DATA`` says, on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..core import repro
+from ..data import datasets
+from ..data.datasets import ImageSet
+from . import config, profiles
+
+__all__ = ["NotebookSettings", "setup", "notebook_name"]
+
+
+class NotebookSettings(config.Settings):
+    """A notebook's settings (``config.Settings``: its items are the settings) with the CPU generator that seeding
+    returned (``generator``) and its data (``load_data``)."""
+
+    generator: Any = None
+
+    def load_data(self, dataset: str | None = None) -> tuple[ImageSet, ImageSet]:
+        """``(train, test)`` of ``dataset`` (default: the notebook's), both on the device.
+
+        ``train`` is what the notebook learns from: the whole training set, or where the notebook has one
+        (``profiles.DATA``), its class-balanced subset of ``train_per_class`` images per class, drawn from the run
+        generator ``(seed, stream, dataset, "subset")`` (ZCA-whitened first where the notebook whitens: its ``zca``
+        setting, None meaning CIFAR only). ``test`` is what accuracy is measured on: ``test_per_class`` images per
+        class drawn from ``repro.make_generator(0)`` (the same images for every seed), or the whole test set.
+        """
+        name = self.dataset if dataset is None else dataset
+        how = profiles.DATA[self.notebook]
+        train, test = datasets.load(name)
+        if how.get("zca") is not None:
+            whiten = self[how["zca"]]
+            if whiten if whiten is not None else name.startswith("cifar"):  # the paper whitens CIFAR
+                train, test = datasets.whiten(train, test)
+        per_class = self[how["train_per_class"]] if how.get("train_per_class") else None
+        if per_class is not None:
+            train = train.balanced_subset(per_class, repro.run_generator(self.seed, how["stream"], name, "subset"))
+        if how["test_subset"] and self.test_per_class is not None:
+            test = test.balanced_subset(self.test_per_class, repro.make_generator(0))
+        return train.to(self.device), test.to(self.device)
+
+
+def notebook_name(notebook: str) -> str:
+    """The notebook's file name without ``.ipynb`` (``"04_distribution_matching"``), from it or its number."""
+    known = tuple(profiles.NOTEBOOK_PROFILES)
+    if notebook in known:
+        return notebook
+    found = [name for name in known if isinstance(notebook, str) and name.split("_")[0] == notebook.zfill(2)]
+    if len(found) != 1:
+        raise ValueError(f"notebook={notebook!r} is not valid; valid: {', '.join(known)} (or their numbers)")
+    return found[0]
+
+
+def setup(namespace: Mapping[str, Any], notebook: str) -> NotebookSettings:
+    """The settings of ``notebook`` for the parameter values in ``namespace`` (a notebook's ``globals()``), checked,
+    with everything seeded and the device resolved; prints them. See the module docstring."""
+    notebook = notebook_name(notebook)
+    config.check_notebook_parameters(namespace)  # papermill only warns about unknown names: make it an error
+    declared = namespace.get("__annotations__", {})
+    if "profile" not in declared:
+        raise ValueError(f"{notebook}: no parameters cell declares `profile: str = ...` before this call")
+    # names annotated in later cells, and the notebook's own switches (profiles.OWN_PARAMETERS), are no settings
+    names = config.setting_names(notebook)
+    values = {name: namespace[name] for name in declared if name in names and name != "profile"}
+    settings = config.resolve(namespace["profile"], notebook=notebook, **values)
+    cfg = NotebookSettings(settings)
+    cfg.__dict__.update(settings.__dict__)
+    cfg.generator = repro.seed_everything(cfg.seed)
+    cfg["device"] = str(repro.resolve_device(cfg.device))
+    print(cfg.parameters())
+    return cfg
