@@ -69,75 +69,15 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 # ---------------------------------------------------------------------------------------------------- notebook 08
-#: Notebook 08: every registered method, one protocol. ``hparams``: per method its hyperparameters (integer keys:
-#: per-IPC overrides; another IPC takes the entry of the largest listed IPC below it); ``prepare``: what is made once
-#: per dataset (MTT's experts, Acc-DD's pool, ZEN's families, herding's embedding network, the kernel's feature map).
-_ALL_METHODS = (
-    "random",
-    "herding",
-    "forgetting",
-    "krr_closed_form",
-    "kip",
-    "dd",
-    "dc",
-    "dsa",
-    "dm",
-    "mtt",
-    "accdd",
-    "zen",
-)
+#: Notebook 08 on one GPU. Every method's hyperparameters and what it makes once per dataset are the method's own
+#: facts (its registry entry: ``methods.registry.MethodInfo.benchmark`` and ``prepare_settings``), not this file's.
 _BENCHMARK_GPU: dict[str, Any] = dict(
     datasets=("mnist", "fashion_mnist"),
-    methods=_ALL_METHODS,
+    methods=None,  # None: every registered method
     ipcs=(1, 10, 50),
     train_per_class=None,
     eval_protocol="dsa",  # ONE protocol for every row: DSA's (1000 epochs, DSA augmentation), as DSA, DM, MTT report
     eval_epochs=None,
-    hparams={
-        "random": {},
-        "herding": {},
-        "forgetting": {"epochs": 10},
-        "krr_closed_form": {},
-        "kip": {"steps": 3000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
-        "dd": {
-            "steps": 5000,
-            "batch_size": 1024,
-            "lr_img": 0.05,
-            "step_lr": 0.02,
-            "lr_init": 0.1,
-            "decay_every": 1500,
-        },
-        "dc": {"batch_real": 256, "lr_img": 0.1, 1: {"steps": 1000}, 10: {"steps": 100}, 50: {"steps": 100}},
-        "dsa": {"batch_real": 256, "lr_img": 0.1, 1: {"steps": 1000}, 10: {"steps": 100}, 50: {"steps": 100}},
-        "dm": {"steps": 5000, "batch_real": 256, "lr_img": 1.0},
-        "mtt": {
-            "steps": 1000,
-            "syn_steps": 20,
-            "expert_epochs": 2,
-            "max_start_epoch": 20,
-            "lr_img": 1000.0,
-            "lr_lr": 1e-5,
-            "lr_teacher": 0.01,
-        },
-        "accdd": {"steps": 100, "outer_loop": 100, "inner_loop": 8, "batch_real": 64, "lr_img": 1.0},
-        "zen": {
-            "steps": 500,
-            "inner_steps": 30,
-            "lr_net": 0.02,
-            "lr_img": 0.05,
-            "neumann_terms": 5,
-            "neumann_alpha": 0.02,
-        },
-    },
-    prepare={
-        "herding": {"epochs": 10},
-        "krr_closed_form": {"feature_map": "random_network"},
-        "kip": {"feature_map": "random_network"},
-        "dd": {"model": "lenet"},
-        "mtt": {"experts": 10, "epochs": 30},
-        "accdd": {"networks": 5, "epochs": 2},
-        "zen": {"pool": ("convnet", "lenet", "vgg11", "resnet18"), "pool_width": (None, None, None, None)},
-    },
     cross_ipc=10,
     cross_methods=("random", "dc", "dsa", "dm", "mtt", "zen"),
     cross_archs=("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18"),
@@ -422,80 +362,10 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "08_benchmark_and_applications": _profiles(
         quick=dict(
             datasets=None,  # None: the notebook's dataset only
-            methods=_ALL_METHODS,
+            methods=None,  # None: every registered method
             ipcs=(1, 10),
             train_per_class=100,
             test_per_class=100,  # 1 000 test images: the table has 24 cells
-            hparams={
-                "random": {},
-                "herding": {},
-                "forgetting": {"epochs": 3},
-                "krr_closed_form": {},
-                "kip": {"steps": 100, "batch_size": 500, "lr_img": 0.01, "learn_labels": False},
-                "dd": {
-                    "batch_size": 256,
-                    "lr_img": 0.1,
-                    "step_lr": 0.02,
-                    "lr_init": 0.1,
-                    1: {"steps": 60},
-                    10: {"steps": 10},
-                    50: {"steps": 5},
-                },
-                "dc": {
-                    "batch_real": 64,
-                    "lr_img": 1.0,
-                    1: {"steps": 15},
-                    10: {"steps": 1, "inner_loop": 5},
-                    50: {"steps": 1, "inner_loop": 2},
-                },
-                "dsa": {
-                    "batch_real": 64,
-                    "lr_img": 1.0,
-                    1: {"steps": 15},
-                    10: {"steps": 1, "inner_loop": 5},
-                    50: {"steps": 1, "inner_loop": 2},
-                },
-                "dm": {"batch_real": 64, "lr_img": 1.0, 1: {"steps": 50}, 10: {"steps": 30}, 50: {"steps": 10}},
-                "mtt": {
-                    "syn_steps": 10,
-                    "expert_epochs": 2,
-                    "max_start_epoch": 4,
-                    "lr_img": 1000.0,
-                    "lr_lr": 1e-5,
-                    "lr_teacher": 0.01,
-                    1: {"steps": 40},
-                    10: {"steps": 6},
-                    50: {"steps": 3},
-                },
-                "accdd": {
-                    "outer_loop": 5,
-                    "inner_loop": 4,
-                    "batch_real": 64,
-                    "lr_img": 1.0,
-                    1: {"steps": 3},
-                    10: {"steps": 2},
-                    50: {"steps": 1},
-                },
-                "zen": {
-                    "inner_steps": 10,
-                    "lr_net": 0.02,
-                    "lr_img": 0.05,
-                    "neumann_terms": 5,
-                    "neumann_alpha": 0.02,
-                    1: {"steps": 15},
-                    10: {"steps": 4},
-                    50: {"steps": 2},
-                },
-            },
-            prepare={
-                "herding": {"epochs": 1},
-                "krr_closed_form": {"feature_map": "random_network"},
-                "kip": {"feature_map": "random_network"},
-                "dd": {"model": "lenet"},
-                "mtt": {"experts": 2, "epochs": 6},
-                "accdd": {"networks": 2, "epochs": 1},
-                "zen": {"pool": ("convnet", "lenet", "vgg11"), "pool_width": (32, None, 8)},
-            },
             cross_ipc=1,
             cross_methods=("random", "dc", "dm", "mtt", "zen"),
             cross_archs=("convnet", "mlp", "lenet", "vgg11"),
@@ -514,17 +384,6 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         ),
         standard=_BENCHMARK_GPU,
         eval_models=10,
-        hparams={
-            **_BENCHMARK_GPU["hparams"],
-            "kip": {"steps": 30000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
-            "dc": {"batch_real": 256, "lr_img": 0.1, "steps": 1000},
-            "dsa": {"batch_real": 256, "lr_img": 0.1, "steps": 1000},
-            "dm": {"steps": 20000, "batch_real": 256, "lr_img": 1.0},
-            "mtt": {**_BENCHMARK_GPU["hparams"]["mtt"], "steps": 5000, "expert_epochs": 3, "max_start_epoch": 25},
-            "accdd": {**_BENCHMARK_GPU["hparams"]["accdd"], "steps": 500},
-            "zen": {**_BENCHMARK_GPU["hparams"]["zen"], "steps": 1000},
-        },
-        prepare={**_BENCHMARK_GPU["prepare"], "mtt": {"experts": 100, "epochs": 50}},
     ),
 }
 

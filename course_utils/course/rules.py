@@ -9,7 +9,7 @@ value passed, still before any work. ``config.resolve`` runs both.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Mapping
+from typing import Any, Callable, Collection
 
 from .. import methods
 from ..core import validate
@@ -78,7 +78,9 @@ def _datasets_or_none(key: str, value: Any) -> Any:
     return None if value is None else _datasets(key, value)
 
 
-def _methods(key: str, value: Any) -> tuple:
+def _methods(key: str, value: Any) -> tuple | None:
+    if value is None and key == "methods":  # the benchmark table: every registered method
+        return None
     for name in _listed(key, value):
         methods.info(name)  # raises with the list of valid methods
     return value
@@ -120,12 +122,6 @@ def _feature_map(key: str, value: Any) -> str:
     from ..methods import feature_maps
 
     return feature_maps.canonical_name(value)  # raises with the list of valid feature maps
-
-
-def _mapping(key: str, value: Any) -> Mapping:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{key} must be a dict (per method its settings), got {value!r}")
-    return value
 
 
 #: The rule of every setting that no method's ``Config`` checks.
@@ -190,8 +186,6 @@ RULES: dict[str, Rule] = {
     # 08
     "datasets": _datasets_or_none,
     "methods": _methods,
-    "hparams": _mapping,  # checked against the table's methods and IPCs by its cross-check
-    "prepare": _mapping,
     "cross_methods": _methods,
     "cross_archs": _models,
     "cross_widths": _widths,
@@ -240,6 +234,8 @@ def _one_table(settings: dict, given: Collection[str]) -> None:
         raise ValueError(
             "eval_protocol='paper' scores each row by its own paper's protocol: this table needs ONE protocol"
         )
+    if settings["methods"] is None:  # every registered method (a method added to the registry is in the table)
+        settings["methods"] = tuple(methods.REGISTRY)
     grid = benchmark.check_grid(settings, settings["methods"], settings["ipcs"])
     if "cross_ipc" not in given and settings["cross_ipc"] not in settings["ipcs"]:
         settings["cross_ipc"] = min(settings["ipcs"])
