@@ -33,7 +33,8 @@ sleep_s: float = 0.0  # seconds to wait first (lets a test interrupt a sweep)
 BODY = """import os
 import time
 
-from course_utils import atomic, config, data, experiment, repro
+from course_utils import config, data, experiment, repro
+from course_utils.core import atomic
 
 time.sleep(sleep_s)
 if seed == fail_seed:

@@ -46,6 +46,7 @@ from pathlib import Path
 from ..core import atomic
 from ..records import results
 from . import replay
+from .processes import run_python
 
 NOTEBOOKS = results.REPO_ROOT / "notebooks"
 DEFAULT_COURSE = results.output_dir() / "grading"
@@ -187,55 +188,6 @@ def with_solutions(student_nb: dict, instructor_nb: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------- course folder
 
 
-def _subprocess(
-    args: list[str], cwd: Path, timeout: float | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """``python args`` in ``cwd``, in a process group of its own, killed whole after ``timeout`` seconds."""
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        # nbgrader calls `alembic` by name: the environment's scripts first on PATH
-        env={
-            **os.environ,
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-            "PYTHONUNBUFFERED": "1",
-            **(env or {}),
-        },
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc.pid)
-        out, _ = proc.communicate()
-        return subprocess.CompletedProcess(proc.args, -9, f"{out}\n[killed after {timeout:.0f} s]")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out)
-
-
-def _kill_tree(pid: int) -> None:
-    """Kill ``pid``, its process group and every descendant (kernels start sessions of their own)."""
-    import signal
-
-    import psutil
-
-    try:
-        procs = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        procs = []
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
 def build_course(course: Path, chosen: dict[str, Path], cell_timeout: int = 120) -> Path:
     """Write ``course``'s config and ``source/`` from the instructor notebooks, then ``generate_assignment`` each
     (which also fills ``gradebook.db`` and ``release/``). Refuses notebooks whose long cells have no valid record."""
@@ -250,7 +202,7 @@ def build_course(course: Path, chosen: dict[str, Path], cell_timeout: int = 120)
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         atomic.write_text(folder / path.name, json.dumps(for_students(json.loads(path.read_text())), indent=1))
-    out = _subprocess(["-m", "course_utils.ops.grading", "_generate", str(course), *chosen], course, 600)
+    out = run_python(["-m", "course_utils.ops.grading", "_generate", str(course), *chosen], course, 600)
     if out.returncode != 0:
         raise RuntimeError(f"nbgrader's generate_assignment failed:\n{out.stdout[-3000:]}")
     return course
@@ -420,7 +372,7 @@ def _run_worker(
     result = work / "result.json"
     env = {"COURSE_OUTPUT_DIR": str(work / "sandbox" / "output"), "MPLBACKEND": "Agg", **threads}
     args = ["-m", "course_utils.ops.grading", "_worker", str(course), student, str(result), *notebooks]
-    run = _subprocess(args, work, timeout, env)
+    run = run_python(args, work, timeout, env)
     done = json.loads(result.read_text()) if result.exists() else {}
     log = run.stdout
     if not (course / "gradebook.db").exists() or not (course / "source").exists():

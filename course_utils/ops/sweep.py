@@ -45,7 +45,7 @@ from typing import Any, Mapping, Sequence
 from ..core.atomic import write_text
 from ..course.config import PROFILE_NAMES
 from ..records import results, summary
-from . import notebook_runner
+from . import notebook_runner, processes
 
 __all__ = [
     "Grid",
@@ -412,7 +412,7 @@ def run_local(
                     stdout=fh,
                     stderr=subprocess.STDOUT,
                     env=env,
-                    start_new_session=True,  # its own process group: the kernel is stopped with it
+                    start_new_session=True,  # its own process group: stopped with its kernel (processes.stop)
                 )
                 children[slot] = child
                 child.wait()
@@ -437,7 +437,7 @@ def run_local(
     except KeyboardInterrupt:
         stopping.set()
         for child in list(children.values()):
-            _stop(child)
+            processes.stop(child, grace=5.0)
         pool.shutdown(wait=True, cancel_futures=True)
         for run in todo:
             _remove(run.paths(out)["partial"])
@@ -457,20 +457,6 @@ def _main_thread() -> bool:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _stop(child: subprocess.Popen) -> None:
-    """Stop a worker and its kernel (their process group): SIGTERM, then SIGKILL after 5 s."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            child.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def run_submitit(
