@@ -5,9 +5,9 @@ solution cell with ``### BEGIN SOLUTION`` / ``### END SOLUTION``, a locked test 
 ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``, and its points). Every notebook is one assignment, named by
 its file (``03_gradient_matching``). Three commands, run from the course checkout:
 
-    python -m course_utils.ops.grading release [NN ...]             # the student versions
-    python -m course_utils.ops.grading grade SUBMISSIONS [--workers 2]  # autograde + report + feedback
-    python -m course_utils.ops.grading record [NN ...]              # re-record the long cells' results
+    python -m course_utils grading release [NN ...]                 # the student versions
+    python -m course_utils grading grade SUBMISSIONS [--workers 2]  # autograde + report + feedback
+    python -m course_utils grading record [NN ...]                  # re-record the long cells' results
 
 ``release`` builds an nbgrader course folder (default ``output/grading``, git-ignored): ``source/`` (the instructor
 notebooks with their long cells switched to ``--recorded``, see ``replay``, and the parameters cell locked),

@@ -1,6 +1,6 @@
-"""The grading command line: ``python -m course_utils.ops.grading release|grade|record ...``, and the two commands
-grading runs in processes of its own (``_worker``: one student's autograding; ``_generate``: nbgrader's
-``generate_assignment``)."""
+"""The grading command line: ``python -m course_utils grading release|grade|record ...`` (also
+``python -m course_utils.ops.grading ...``), and the two commands grading runs in processes of its own
+(``_worker``: one student's autograding; ``_generate``: nbgrader's ``generate_assignment``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run one grading command; 2 with the error on stderr for a bad input (a notebook, a folder, a stale record)."""
     parser = argparse.ArgumentParser(
-        prog="python -m course_utils.ops.grading",
+        prog="python -m course_utils grading",
         description="Graded assignments with nbgrader: the student release, the autograder and the grade report.",
         epilog="README.md, 'Graded assignments', says what each command writes.",
     )

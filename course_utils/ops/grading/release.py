@@ -30,7 +30,7 @@ STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 def nbgrader_config(cell_timeout: int) -> str:
     """The course folder's ``nbgrader_config.py``."""
     return (
-        "# Written by `python -m course_utils.ops.grading`: edit the instructor notebooks, not this folder.\n"
+        "# Written by `python -m course_utils grading`: edit the instructor notebooks, not this folder.\n"
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
         f"c.ClearSolutions.code_stub = {{'python': {STUB!r}}}\n"
@@ -76,7 +76,7 @@ def check_records(nb: dict, name: str) -> list[str]:
             args = replay.parse_line(line)
             path = replay.record_path(args.name)
             if not path.exists():
-                problems.append(f"{name}: no record {path.name} (run `python -m course_utils.ops.grading record`)")
+                problems.append(f"{name}: no record {path.name} (run `python -m course_utils grading record`)")
                 continue
             record = replay.read(path)
             if record["source"] != replay.source_hash(body):
