@@ -1,5 +1,5 @@
 # Two commands for a fresh Linux machine with Python 3.11+; each sets itself up on first use.
-#   make course   # venv + pinned install, then every notebook by papermill (quick profile) into output/
+#   make course   # venv + pinned install, then every notebook by papermill (quick profile) into output/, then a table
 #   make test     # venv + pinned install, then unit tests and the notebooks under nbval
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,17 +20,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 data: install
-	@if [ -d "$(SHARED_DATA)" ]; then $(PY) -m course_utils.data --copy-from "$(SHARED_DATA)"; \
+	@if [ -d "$(SHARED_DATA)" ]; then $(PY) -m course_utils data --copy-from "$(SHARED_DATA)"; \
 	else echo "no $(SHARED_DATA): datasets will be downloaded by torchvision on first use"; fi
 
+# A sweep of one point (python -m course_utils run): every notebook with the profile's defaults, progress on stderr.
 course: data
-	$(PY) -m course_utils.ops.notebook_runner --profile $(PROFILE)
+	$(PY) -m course_utils run --profile $(PROFILE)
 
-# A batch rerun of a grid file (course_utils.ops.sweep), e.g. make sweep GRID=grids/example.yaml WORKERS=2
+# A batch rerun of a grid file (python -m course_utils sweep), e.g. make sweep GRID=grids/example.yaml WORKERS=2
 GRID ?= grids/example.yaml
 WORKERS ?= 1
 sweep: data
-	$(PY) -m course_utils.ops.sweep --grid $(GRID) --workers $(WORKERS)
+	$(PY) -m course_utils sweep --grid $(GRID) --workers $(WORKERS)
 
 # Lint and format check (ruff), then unit tests, then every notebook under nbval, each with a timing line. pytest
 # exits 5 when it collected no test: a test run that tests nothing is a failure here.
@@ -56,7 +57,7 @@ benchmark: data
 # when there is one, else with the machine's $(PYTHON) and its own torch (a GPU machine without network: CONTRIBUTING).
 gpu-check:
 	@if [ -x $(PY) ]; then py=$(PY); else py=$(PYTHON); fi; \
-	if [ -d "$(SHARED_DATA)" ]; then $$py -m course_utils.data --copy-from "$(SHARED_DATA)" || exit; fi; \
+	if [ -d "$(SHARED_DATA)" ]; then $$py -m course_utils data --copy-from "$(SHARED_DATA)" || exit; fi; \
 	$$py tools/gpu_check.py
 
 clean:

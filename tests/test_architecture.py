@@ -97,6 +97,17 @@ def test_no_import_cycle():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
+def _modules(folder: Path) -> set[str]:
+    """The modules of ``folder`` and, for a package inside it, the package's name and its own modules."""
+    names = set()
+    for path in folder.iterdir():
+        if path.suffix == ".py" and path.stem not in ("__init__", "__main__"):
+            names.add(path.stem)
+        elif (path / "__init__.py").exists():
+            names |= {path.name} | _modules(path)
+    return names
+
+
 def test_readme_lists_every_module_in_its_folder():
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("| folder | modules | what it holds |") :].split("\n\n")[0].splitlines()[2:]
@@ -106,7 +117,7 @@ def test_readme_lists_every_module_in_its_folder():
         listed[folder.strip().strip("`/")] = set(re.findall(r"`([a-z_]+)`", modules))
     assert set(listed) == set(LAYERS), f"README's table: {sorted(listed)}"
     for folder, names in listed.items():
-        files = {p.stem for p in (PKG / folder).glob("*.py") if p.stem not in ("__init__", "__main__")}
+        files = _modules(PKG / folder)
         assert files == names, f"{folder}/: README lists {sorted(names)}, the folder holds {sorted(files)}"
     for folder in LAYERS:
         assert f"``{folder}``" in course_utils.__doc__, f"course_utils.__doc__ does not describe {folder}/"

@@ -17,7 +17,7 @@ PLANTED = json.loads((Path(__file__).parent / "planted_answers.json").read_text(
 def _exercises():
     for name, path in grading.assignments().items():
         nb = json.loads(path.read_text())
-        cells = {grading._meta(c).get("grade_id"): grading._source(c) for c in nb["cells"] if grading._meta(c)}
+        cells = {grading.meta(c).get("grade_id"): grading.source(c) for c in nb["cells"] if grading.meta(c)}
         for ex in grading.exercises(nb):
             yield pytest.param(name, ex, cells[ex["solution_id"]], cells[ex["grade_id"]], id=ex["solution_id"])
 

@@ -82,7 +82,7 @@ def tiny_notebook() -> dict:
 def _set_solution(nb: dict, gid: str, source: str) -> dict:
     nb = json.loads(json.dumps(nb))
     for cell in nb["cells"]:
-        if grading._meta(cell).get("grade_id") == gid:
+        if grading.meta(cell).get("grade_id") == gid:
             cell["source"] = source
     return nb
 
@@ -268,8 +268,8 @@ def test_course_round_trip(tmp_path, monkeypatch):
         release = json.loads((course / "release" / name / f"{name}.ipynb").read_text())
         reference = grading.with_solutions(release, instructor)
         first, *rest = grading.exercises(instructor)
-        target = next(c for c in reference["cells"] if grading._meta(c).get("grade_id") == first["solution_id"])
-        src = grading._source(target)
+        target = next(c for c in reference["cells"] if grading.meta(c).get("grade_id") == first["solution_id"])
+        src = grading.source(target)
         func = src[src.index("def ") + 4 : src.index("(")]
         new = src + "\n" + code.replace("_f", func) if student == "looper" else code + src
         _write(subs, student, name, _set_solution(reference, first["solution_id"], new))
@@ -294,11 +294,11 @@ def test_course_round_trip(tmp_path, monkeypatch):
     for student in ("reference", "untouched"):
         for name in chosen:
             graded = json.loads((out / "feedback" / student / name / f"{name}.ipynb").read_text())
-            code = [c for c in graded["cells"] if c["cell_type"] == "code" and grading._source(c).strip()]
+            code = [c for c in graded["cells"] if c["cell_type"] == "code" and grading.source(c).strip()]
             assert all(c.get("execution_count") for c in code), f"{student} {name}: a cell did not run"
             failed = [c for c in code if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-            allowed = [c for c in failed if student == "untouched" and grading._meta(c).get("grade")]
-            assert failed == allowed, [grading._source(c)[:80] for c in failed if c not in allowed]
+            allowed = [c for c in failed if student == "untouched" and grading.meta(c).get("grade")]
+            assert failed == allowed, [grading.source(c)[:80] for c in failed if c not in allowed]
     with open(out / "summary.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r["student"] == "untouched"]
     seconds = {r["assignment"]: float(r["grading_seconds"]) for r in rows}

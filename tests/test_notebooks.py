@@ -13,12 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 import pytest
 import yaml
 
 from course_utils.course import config
-from course_utils.ops import notebook_runner
+from course_utils.ops import notebooks, sweep
 from course_utils.records import papers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ def test_papermill_sees_exactly_the_declared_parameters(path):
     declared = {n.target.id for n in body if isinstance(n, ast.AnnAssign)}
     assert declared == set(pm.inspect_notebook(str(path)))
     for name in declared:  # and the runner accepts each of them
-        notebook_runner.check_parameters(path, {name: None})
+        notebooks.check_parameters(path, {name: None})
 
 
 def test_undeclared_parameter_fails_instead_of_warning(tmp_path):
@@ -159,11 +160,12 @@ def test_notebook_02_refuses_an_impossible_unroll_before_any_work(tmp_path):
     assert not (tmp_path / "output").exists(), "nothing may run after the settings cell fails"
 
 
-def test_runner_rejects_undeclared_parameter_before_running():
-    with pytest.raises(SystemExit, match="unknown parameter.*ipcc"):
-        notebook_runner.main(["00", "-p", "ipcc", "5"])
-    with pytest.raises(SystemExit, match="no notebook matches"):
-        notebook_runner.main(["99"])
+def test_runner_rejects_undeclared_parameter_before_running(tmp_path, capsys):
+    assert sweep.run_main(["00", "-p", "ipcc", "5", "--out", str(tmp_path)]) == 2
+    assert "unknown parameter(s) ipcc" in capsys.readouterr().err
+    assert sweep.run_main(["99", "--out", str(tmp_path)]) == 2
+    assert "no notebook matches ['99']" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "nothing may run after a refused parameter"
 
 
 @pytest.mark.slow
@@ -182,8 +184,6 @@ def test_papermill_runs_notebook_00_with_a_profile_file(tmp_path):
 
 
 def _tiny_notebook(folder: Path, name: str, body: str) -> Path:
-    import nbformat
-
     book = nbformat.v4.new_notebook()
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell(
@@ -198,8 +198,9 @@ def _tiny_notebook(folder: Path, name: str, body: str) -> Path:
 
 
 def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkeypatch, capsys):
-    """``make course``'s path: papermill each notebook, then one table from every record written; a failing
-    notebook is reported with its error and the others still run; an unreadable record is named and skipped."""
+    """``make course``'s path (``python -m course_utils run``, a sweep of one point): papermill each notebook, then
+    one table from every record written; a failing notebook is reported with its error and the others still run;
+    an unreadable record is named and skipped."""
     folder = tmp_path / "notebooks"
     _tiny_notebook(folder, "98_fails", "raise ValueError('ipc=7 has no schedule')")
     _tiny_notebook(
@@ -213,17 +214,43 @@ def test_runner_executes_notebooks_and_prints_the_results_table(tmp_path, monkey
             "    seed=seed, device='cpu', metrics=results.metrics([12.5]), protocol='plain (1 epochs, none)'))"
         ),
     )
-    monkeypatch.setattr(notebook_runner, "NOTEBOOK_DIR", folder)
-    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path / "output"))
-    junk = tmp_path / "output" / "results" / "old" / "junk.json"
+    out = tmp_path / "output"
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(out))
+    junk = out / "results" / "old" / "junk.json"
     junk.parent.mkdir(parents=True)
     junk.write_text("{not json")
-    assert notebook_runner.main(["--out", str(tmp_path / "executed"), "-p", "seed", "3", "-p", "ipcs", "10"]) == 1
-    out = capsys.readouterr().out
-    assert "[course] 98_fails: FAILED (cell 3: ValueError: ipc=7 has no schedule;" in out  # its error, not ''
-    assert (
-        "[course] 99_tiny: ok" in out
-        and "| 99_tiny | m | v1 | mnist | 10 | 12.50 | – | plain (1 epochs, none) |" in out
-    )
-    assert f"skipped {junk}" in out
-    assert (tmp_path / "executed" / "99_tiny.ipynb").exists() and (tmp_path / "executed" / "98_fails.ipynb").exists()
+    args = ["--notebook-dir", str(folder), "-p", "seed", "3", "-p", "ipcs", "10"]
+    assert sweep.run_main(args) == 1  # --out defaults to $COURSE_OUTPUT_DIR
+    text = capsys.readouterr().out
+    assert "[run] failed 98_fails/quick__ipcs=10__seed=3 in" in text
+    assert "cell 3: ValueError: ipc=7 has no schedule" in text  # its error, not ''
+    assert "[run] ok 99_tiny/quick__ipcs=10__seed=3" in text and "1 done, 1 failed;" in text
+    assert "| 99_tiny | m | v1 | mnist | 10 | 12.50 | – | plain (1 epochs, none) |" in text
+    assert f"skipped {junk}" in text
+    executed = out / "notebooks"
+    assert (executed / "99_tiny" / "quick__ipcs=10__seed=3.ipynb").exists()
+    assert (executed / "98_fails" / "quick__ipcs=10__seed=3.failed.ipynb").exists()
+    assert not list(executed.rglob("*.partial.ipynb"))
+
+
+def test_runner_shows_progress_while_a_notebook_runs(tmp_path):
+    """``make course`` tells which cell each notebook is in while it runs (here a line per cell: no terminal, and
+    ``--progress-every 0``), not only when it ends."""
+    folder = tmp_path / "notebooks"
+    _tiny_notebook(folder, "97_slow", "import time\ntime.sleep(0.5)")
+    book = nbformat.read(str(folder / "97_slow.ipynb"), as_version=4)
+    book.cells.append(nbformat.v4.new_code_cell("time.sleep(4)"))
+    nbformat.write(book, str(folder / "97_slow.ipynb"))
+    out = tmp_path / "output"
+    cmd = [sys.executable, "-m", "course_utils", "run", "--notebook-dir", str(folder), "--out", str(out)]
+    env = dict(os.environ, TQDM_DISABLE="1")
+    proc = subprocess.Popen([*cmd, "--progress-every", "0"], stderr=subprocess.PIPE, text=True, env=env)
+    done = out / "notebooks" / "97_slow" / "quick.ipynb"
+    seen, finished_at_the_line = [], None
+    for line in proc.stderr:  # the sleeping cell is 4 of 4 (papermill injects the parameters cell)
+        seen.append(line)
+        if finished_at_the_line is None and line.startswith("[run] 97_slow/quick: cell 4/4,"):
+            finished_at_the_line = done.exists()
+    assert proc.wait(timeout=120) == 0, "".join(seen)
+    assert finished_at_the_line is False, "".join(seen)  # the line came while the notebook was still running
+    assert done.exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.ops import gather, notebook_runner, sweep
+from course_utils.ops import gather, notebooks, sweep
 from course_utils.records import results, summary
 
 PARAMETERS = """profile: str = "quick"  # quick | standard | full
@@ -33,7 +33,8 @@ sleep_s: float = 0.0  # seconds to wait first (lets a test interrupt a sweep)
 BODY = """import os
 import time
 
-from course_utils import atomic, config, data, experiment, repro
+from course_utils import config, data, experiment, repro
+from course_utils.core import atomic
 
 time.sleep(sleep_s)
 if seed == fail_seed:
@@ -145,7 +146,7 @@ def test_unknown_grid_keys_and_notebooks_are_named(tmp_path):
     grid.write_text("notebook: [3]\n")
     with pytest.raises(sweep.SweepError, match="unknown key\\(s\\) notebook; valid: notebooks, profile, parameters"):
         sweep.load_grid(grid)
-    with pytest.raises(SystemExit, match="no notebook matches \\['42'\\]"):
+    with pytest.raises(sweep.SweepError, match="no notebook matches \\['42'\\]"):
         sweep.expand(sweep.Grid(["42"]), tmp_path)
 
 
@@ -195,7 +196,7 @@ def test_grid_runs_records_fails_one_and_resumes(grid_env, capsys):
 @pytest.mark.slow
 def test_interrupted_sweep_leaves_nothing_half_written_and_resumes(grid_env):
     books, out = grid_env
-    cmd = [sys.executable, "-m", "course_utils.ops.sweep", "--notebook-dir", str(books), "--out", str(out), "98",
+    cmd = [sys.executable, "-m", "course_utils", "sweep", "--notebook-dir", str(books), "--out", str(out), "98",
            "-p", "seed", "0..2", "-p", "sleep_s", "3"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
@@ -298,10 +299,10 @@ def test_records_carry_the_code_commit():
     assert summary.code_version(rec).endswith("@abc")
 
 
-def test_runner_refuses_a_bad_value_before_running(tmp_path):
+def test_a_bad_value_is_refused_before_running(tmp_path):
     book = _notebook(tmp_path)
     with pytest.raises(ValueError, match="unknown dataset 'cifar11'"):
-        notebook_runner.check_parameters(book, {"profile": "quick", "dataset": "cifar11"}, values=True)
+        notebooks.check_parameters(book, {"profile": "quick", "dataset": "cifar11"}, values=True)
 
 
 def test_slurm_submission_writes_the_requested_job_array(tmp_path, monkeypatch, capsys):

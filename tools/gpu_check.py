@@ -74,30 +74,18 @@ def run_tests(out: Path, timeout: int) -> dict:
 
 
 def run_notebooks(out: Path, timeout: int) -> dict:
-    import papermill as pm
-
-    from course_utils.ops import notebook_runner
+    from course_utils.ops import notebooks
 
     books = {}
-    env_out = out / "notebooks"
-    env_out.mkdir(parents=True, exist_ok=True)
     os.environ["COURSE_OUTPUT_DIR"] = str(out / "course_output")
-    for book in notebook_runner.list_notebooks():
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(book),
-                str(env_out / book.name),
-                parameters={"profile": "quick", "device": "cuda"},
-                cwd=str(book.parent),
-                progress_bar=False,
-                kernel_name="python3",
-                execution_timeout=timeout,
-            )
-            books[book.stem] = {"ok": True}
-        except Exception as exc:  # keep going: every notebook gets its line
-            books[book.stem] = {"ok": False, "error": notebook_runner.describe_failure(exc)}
-        books[book.stem]["seconds"] = round(time.perf_counter() - t0, 1)
+    for book in notebooks.list_notebooks():  # keep going: every notebook gets its line
+        parameters = {"profile": "quick", "device": "cuda"}
+        run = notebooks.execute(book, out / "notebooks" / book.name, parameters, cell_timeout=timeout)
+        books[book.stem] = {
+            "ok": run.ok,
+            **({"error": run.error} if run.error else {}),
+            "seconds": round(run.seconds, 1),
+        }
     return {"ok": all(b["ok"] for b in books.values()), "notebooks": books}
 
 

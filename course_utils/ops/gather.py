@@ -1,7 +1,7 @@
 """Every result record in one table: mean ± std over seeds, one row per setting, as CSV and JSON lines.
 
-    python -m course_utils.ops.gather                          # output/results -> output/table.{csv,jsonl}
-    python -m course_utils.ops.gather output/sweep/results --committed --out output/sweep/table
+    python -m course_utils gather                          # output/results -> output/table.{csv,jsonl}
+    python -m course_utils gather output/sweep/results --committed --out output/sweep/table
 
 A row is one *setting*: experiment, method, variant, dataset, IPC, profile, evaluation protocol and a hash of the
 parameters that determine a run besides its seed (``SETTING_PARAMS``: runs with other hyperparameters never merge).
@@ -24,7 +24,9 @@ from ..records.summary import code_version, markdown, summarise, write_tables
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils gather", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("folders", nargs="*", type=Path, help="folders of records (default: output/results)")
     parser.add_argument("--committed", action="store_true", help="also read the committed results/ folder")
     parser.add_argument("--experiment", help="only this experiment (e.g. 04_distribution_matching)")

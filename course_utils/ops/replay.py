@@ -5,7 +5,7 @@ A cell of an instructor notebook that runs for tens of seconds starts with the m
     # long_run: dc_ipc1 --outputs runs,history
 
 and runs as usual (without ``%load_ext course_utils.ops.replay`` the line is only a comment, and linters see the cell as
-the Python it is). With ``$COURSE_RECORD_DIR`` set (``python -m course_utils.ops.grading record``), it also writes
+the Python it is). With ``$COURSE_RECORD_DIR`` set (``python -m course_utils grading record``), it also writes
 ``<dir>/dc_ipc1.pt``: the values of the named outputs after the cell, what the cell printed and displayed (figures
 included), and its provenance (seconds, device, versions, commit, date, settings). The student release adds
 ``--recorded`` to the marker; the cell then loads that record instead of computing, assigns the outputs, shows the

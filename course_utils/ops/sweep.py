@@ -1,9 +1,12 @@
-"""Batch reruns: a grid of notebooks × parameters, executed by papermill, resumable, in parallel or on SLURM.
+"""Batch reruns: a grid of notebooks × parameters, executed by papermill, resumable, in parallel or on SLURM; running
+the course is the grid of one point.
 
-    python -m course_utils.ops.sweep 03 04 05 -p dataset mnist,fashion_mnist -p ipcs "[1],[10],[50]" -p seed 0..4
-    python -m course_utils.ops.sweep --grid grids/example.yaml --workers 2            # N local workers (CPU slots)
-    python -m course_utils.ops.sweep --grid grids/example.yaml --gpus 0,1             # one worker per GPU, pinned
-    python -m course_utils.ops.sweep --grid grids/example.yaml --slurm --partition gpu --gpus-per-job 1 --time-min 60
+    python -m course_utils run                                        # every notebook, quick profile (make course)
+    python -m course_utils run --profile standard -p dataset fashion_mnist 00 01
+    python -m course_utils sweep 03 04 05 -p dataset mnist,fashion_mnist -p ipcs "[1],[10],[50]" -p seed 0..4
+    python -m course_utils sweep --grid grids/example.yaml --workers 2            # N local workers (CPU slots)
+    python -m course_utils sweep --grid grids/example.yaml --gpus 0,1             # one worker per GPU, pinned
+    python -m course_utils sweep --grid grids/example.yaml --slurm --partition gpu --gpus-per-job 1 --time-min 60
 
 Every combination of the values is one run (``-p NAME V1,V2`` is an axis; ``a..b`` is the integers a to b; a list
 value is written in brackets, ``[1,10]``; a scalar given to a list parameter means a one-element list). Before
@@ -17,18 +20,20 @@ Layout under ``--out`` (default ``output/sweep``):
 - ``....failed.ipynb`` and ``....failed.txt``: papermill's notebook of a failed run and its error line;
 - ``results/``: the runs' result records (each run's ``COURSE_OUTPUT_DIR`` is ``--out``; caches such as expert
   trajectories are shared by the runs);
-- ``logs/``: each run's log; ``table.csv`` and ``table.jsonl``: the gathered table (``course_utils.ops.gather``).
+- ``logs/``: each run's log; ``table.csv`` and ``table.jsonl``: the gathered table (``python -m course_utils gather``).
 
 A finished run is skipped unless ``--force``; a failed one is reported with its error line and the sweep goes on;
 rerunning the same command continues where it stopped (an interrupted sweep leaves no partial file behind).
+
+While notebooks run, a terminal shows a bar on stderr: runs done / failed / left and, for each running notebook, the
+cell it is in (k/n) and its seconds. Without a terminal (CI sets ``TQDM_DISABLE``, a log file) there is a line per
+finished run and, for each running notebook, a line with its cell at most every ``--progress-every`` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import concurrent.futures as futures
-import itertools
 import json
 import os
 import queue
@@ -38,219 +43,47 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..core.atomic import write_text
+from ..core.progress import progress_enabled
 from ..course.config import PROFILE_NAMES
 from ..records import results, summary
-from . import notebook_runner
+from . import notebooks, processes
+from .grid import Grid, Run, SweepError, expand, literal, load_grid, parse_values, status, validate
 
 __all__ = [
     "Grid",
+    "Progress",
     "Run",
     "SweepError",
     "execute",
     "expand",
     "load_grid",
+    "main",
     "parse_values",
     "pending_runs",
     "run_local",
+    "run_main",
     "run_submitit",
     "status",
     "validate",
 ]
 
-#: Keys a grid file may hold.
-GRID_KEYS = ("notebooks", "profile", "parameters")
-_MAX_NAME = 150  # characters of a run's file name before it is shortened with a hash
-
-
-class SweepError(ValueError):
-    """A grid that cannot run as given (unknown notebook or parameter, bad value): nothing was started."""
-
-
-# --------------------------------------------------------------------------- the grid
-
-
-def parse_values(text: str) -> list:
-    """The values of one axis: ``"a..b"`` is the integers a to b, else comma-separated values outside brackets and
-    quotes, each read as a Python literal (``"[1,10]"`` is one list) or kept as text (``mnist``)."""
-    text = str(text).strip()
-    match = re.fullmatch(r"(-?\d+)\.\.(-?\d+)", text)
-    if match:
-        low, high = int(match[1]), int(match[2])
-        if high < low:
-            raise SweepError(f"empty range {text!r}: write low..high with low <= high")
-        return list(range(low, high + 1))
-    parts, depth, quote, current = [], 0, None, ""
-    for char in text:
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-            continue
-        current += char
-    parts.append(current)
-    if depth != 0 or quote:
-        raise SweepError(f"unbalanced brackets or quotes in {text!r}")
-    return [_literal(p.strip()) for p in parts if p.strip()]
-
-
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-@dataclass
-class Grid:
-    """Notebooks (number prefixes) × the product of ``axes`` (name -> values), all with ``profile`` unless an axis
-    names ``profile``."""
-
-    notebooks: list[str]
-    profile: str = "quick"
-    axes: dict[str, list] = field(default_factory=dict)
-
-
-def _axis(name: str, value: Any) -> list:
-    if isinstance(value, str):
-        return parse_values(value)
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    if not values:
-        raise SweepError(f"parameter {name!r} has no values")
-    return values
-
-
-def load_grid(path: str | os.PathLike) -> Grid:
-    """A grid file (YAML)::
-
-    notebooks: ["03", "04", "05"]
-    profile: quick
-    parameters:
-      dataset: [mnist, fashion_mnist]   # a list is an axis: one run per value
-      ipcs: [[1], [10], [50]]           # so a list-valued parameter's values are lists
-      seed: 0..4                        # a range
-    """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"no grid file {path}")
-    spec = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(spec, dict):
-        raise SweepError(f"{path}: a grid file is a mapping with keys {', '.join(GRID_KEYS)}")
-    unknown = sorted(set(spec) - set(GRID_KEYS))
-    if unknown:
-        raise SweepError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(GRID_KEYS)}")
-    notebooks = spec.get("notebooks") or []
-    notebooks = [notebooks] if isinstance(notebooks, (str, int)) else notebooks
-    parameters = spec.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise SweepError(f"{path}: 'parameters' must map names to values")
-    return Grid(
-        notebooks=[f"{n:02d}" if isinstance(n, int) else str(n) for n in notebooks],  # YAML reads 03 as 3
-        profile=str(spec.get("profile", "quick")),
-        axes={str(name): _axis(name, value) for name, value in parameters.items()},
-    )
-
-
-@dataclass(frozen=True)
-class Run:
-    """One notebook with one set of parameters (``params`` always holds ``profile``)."""
-
-    notebook: Path
-    params: tuple  # sorted (name, value) pairs, hashable
-
-    @property
-    def parameters(self) -> dict:
-        return dict(self.params)
-
-    @property
-    def name(self) -> str:
-        """``<profile>__<name>=<value>__...``: the parameters given, in name order, readable in a file listing."""
-        params = self.parameters
-        parts = [str(params["profile"])] + [f"{k}={_fmt(v)}" for k, v in sorted(params.items()) if k != "profile"]
-        name = re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "__".join(parts))
-        if len(name) > _MAX_NAME:
-            name = f"{name[:_MAX_NAME]}__{results.params_hash(params)}"
-        return name
-
-    @property
-    def label(self) -> str:
-        return f"{self.notebook.stem}/{self.name}"
-
-    def paths(self, out: Path) -> dict[str, Path]:
-        folder = out / "notebooks" / self.notebook.stem
-        return {
-            "done": folder / f"{self.name}.ipynb",
-            "partial": folder / f"{self.name}.partial.ipynb",
-            "failed": folder / f"{self.name}.failed.ipynb",
-            "error": folder / f"{self.name}.failed.txt",
-            "log": out / "logs" / self.notebook.stem / f"{self.name}.log",
-        }
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "-".join(_fmt(v) for v in value) or "empty"
-    return str(value)
-
-
-def expand(grid: Grid, notebook_dir: str | os.PathLike | None = None) -> list[Run]:
-    """Every run of ``grid`` (notebooks in number order, then the axes' product in the order given), validated
-    before any of them starts (``validate``)."""
-    books = notebook_runner.list_notebooks(grid.notebooks or None, notebook_dir)
-    axes = {"profile": [grid.profile], **grid.axes}
-    names = list(axes)
-    runs = []
-    for book in books:
-        for values in itertools.product(*(axes[n] for n in names)):
-            runs.append(Run(book, tuple(sorted(zip(names, values)))))
-    return validate(runs)
-
-
-def validate(runs: Sequence[Run]) -> list[Run]:
-    """Check every run's names and values against its notebook (``notebook_runner.check_parameters``); raise one
-    ``SweepError`` listing every problem, so that nothing starts. Returns the runs with values coerced (a scalar
-    given to a list parameter becomes a one-element list)."""
-    problems: dict[str, list[str]] = {}  # message -> the runs it concerns
-    checked, seen = [], set()
-    for run in runs:
-        try:
-            params = notebook_runner.check_parameters(run.notebook, run.parameters, values=True)
-        except (SystemExit, ValueError, TypeError) as err:
-            problems.setdefault(str(err), []).append(run.label)
-            continue
-        coerced = Run(run.notebook, tuple(sorted(params.items())))
-        if coerced.label in seen:
-            problems.setdefault("two runs of the grid have the same parameters", []).append(coerced.label)
-        seen.add(coerced.label)
-        checked.append(coerced)
-    if problems:
-        lines = [
-            f"{message} ({labels[0]}" + (f" and {len(labels) - 1} more run(s))" if len(labels) > 1 else ")")
-            for message, labels in problems.items()
-        ]
-        raise SweepError("the grid cannot run; nothing was started:\n  " + "\n  ".join(lines))
-    return checked
-
-
-def status(run: Run, out: Path) -> str:
-    """``done`` (its executed notebook exists), ``failed`` (its failure notebook or error line does) or ``pending``."""
-    paths = run.paths(out)
-    if paths["done"].exists():
-        return "done"
-    return "failed" if paths["error"].exists() or paths["failed"].exists() else "pending"
+#: The columns of the table ``run`` ends with, one row per record (every record has them: ``results`` keeps one schema).
+RECORD_COLUMNS = [
+    "experiment",
+    "method",
+    "params.variant",  # e.g. DC's noise-init row beside its real-init row
+    "dataset",
+    "params.ipc",
+    "metrics.mean",
+    "metrics.std",
+    "protocol.label",
+    "environment.device",
+]
 
 
 # --------------------------------------------------------------------------- one run
@@ -268,86 +101,125 @@ def spec(run: Run, out: Path, cell_timeout: int | None = None) -> dict:
     }
 
 
-def _remove(*paths: str | Path) -> None:
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+#: How a worker announces the code cell it starts (``[cell] k/n``): the local sweep reads these lines as progress,
+#: a SLURM job keeps them in its log.
+CELL_LINE = re.compile(r"\[cell\] (\d+)/(\d+)")
+
+
+def _announce_cell(index: int, total: int) -> None:
+    print(f"[cell] {index}/{total}", flush=True)
 
 
 def execute(run_spec: Mapping[str, Any]) -> dict:
-    """Execute one run with papermill (in this process: a worker subprocess or a SLURM job).
-
-    The executed notebook is written as ``partial`` and renamed to its final name only when every cell succeeded;
-    a failure keeps papermill's notebook as ``failed`` plus the error line. Returns ``{"label", "status" ("ok" or
-    "failed"), "seconds", "error"}``.
+    """Execute one run (in this process: a worker subprocess or a SLURM job) with ``notebooks.execute``: the
+    executed notebook appears under its final name only when every cell succeeded; a failure keeps papermill's
+    notebook as ``failed`` plus the error line. Each code cell's start is printed (``CELL_LINE``). Returns
+    ``{"label", "status" ("ok" or "failed"), "seconds", "error"}``.
     """
-    import papermill as pm
-
     paths = {k: Path(v) for k, v in run_spec["paths"].items()}
-    paths["done"].parent.mkdir(parents=True, exist_ok=True)
-    _remove(paths["partial"], paths["failed"], paths["error"])
+    notebooks.remove(paths["error"])
     os.environ["COURSE_OUTPUT_DIR"] = str(run_spec["out"])  # records and caches land where gather reads them
-    t0 = time.perf_counter()
-    error = None
-    try:
-        pm.execute_notebook(
-            run_spec["notebook"],
-            str(paths["partial"]),
-            parameters=run_spec["parameters"],
-            cwd=str(Path(run_spec["notebook"]).parent),
-            kernel_name="python3",
-            progress_bar=False,
-            execution_timeout=run_spec.get("cell_timeout"),
-        )
-        os.replace(paths["partial"], paths["done"])
-    except Exception as exc:  # the sweep goes on: the failure is recorded where status() finds it
-        error = notebook_runner.describe_failure(exc)
-        if paths["partial"].exists():
-            os.replace(paths["partial"], paths["failed"])
-        write_text(paths["error"], error + "\n")
-    except BaseException:  # interrupted: leave nothing half-written
-        _remove(paths["partial"])
-        raise
+    outcome = notebooks.execute(
+        run_spec["notebook"],
+        paths["done"],
+        run_spec["parameters"],
+        failed=paths["failed"],
+        cell_timeout=run_spec.get("cell_timeout"),
+        on_cell=_announce_cell,
+    )
+    if outcome.error:  # the sweep goes on: the failure is recorded where status() finds it
+        write_text(paths["error"], outcome.error + "\n")
     return {
         "label": run_spec["label"],
-        "status": "failed" if error else "ok",
-        "seconds": time.perf_counter() - t0,
-        "error": error,
+        "status": "ok" if outcome.ok else "failed",
+        "seconds": outcome.seconds,
+        "error": outcome.error,
     }
 
 
 # --------------------------------------------------------------------------- progress
 
 
-class Progress:
-    """Runs done / failed / left and the time elapsed: a tqdm bar on a terminal, and one line per finished run."""
+@dataclass
+class _Running:
+    """A running notebook as the progress shows it: since when, its code cell k of n, when a line last named it."""
 
-    def __init__(self, total: int, skipped: int):
+    start: float
+    said: float
+    cell: int = 0
+    cells: int = 0
+
+    def text(self, now: float) -> str:
+        return f"cell {self.cell}/{self.cells}, {now - self.start:.0f} s"
+
+
+class Progress:
+    """Runs done / failed / left, the time elapsed and the cell each running notebook is in.
+
+    On a terminal: a tqdm bar on stderr whose text names each running notebook's cell (k/n) and seconds. Without
+    one (``CI`` or ``TQDM_DISABLE`` set, output to a file): for each running notebook a line with its cell at most
+    every ``every`` seconds. Either way one line per finished run on stdout, tagged ``[tag]``.
+    """
+
+    def __init__(self, total: int, skipped: int, *, tag: str = "sweep", every: float = 30.0):
         from tqdm.auto import tqdm
 
         self.done = self.failed = 0
-        self.total, self.skipped, self.t0 = total, skipped, time.perf_counter()
+        self.total, self.skipped, self.tag, self.every = total, skipped, tag, every
+        self.t0 = time.perf_counter()
         self.failures: list[tuple[str, str]] = []
-        self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stderr)
+        self.running: dict[str, _Running] = {}  # label -> its state
+        self.bars = progress_enabled() and sys.stderr.isatty()
+        self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stderr, disable=not self.bars)
         self._lock = threading.Lock()
+
+    def _counts(self) -> str:
+        return f"done {self.done}, failed {self.failed}, left {self.total - self.done - self.failed}"
+
+    def start(self, label: str) -> None:
+        """``label`` started running."""
+        with self._lock:
+            now = time.perf_counter()
+            self.running[label] = _Running(start=now, said=now)
+
+    def cell(self, label: str, index: int, total: int) -> None:
+        """``label`` started its code cell ``index`` of ``total``."""
+        with self._lock:
+            if label in self.running:
+                self.running[label].cell, self.running[label].cells = index, total
+            self._show_running()
+
+    def tick(self) -> None:
+        """Refresh the running notebooks' seconds (called about once a second while runs execute)."""
+        with self._lock:
+            self._show_running()
+
+    def _show_running(self) -> None:
+        now = time.perf_counter()
+        started = {label: run for label, run in self.running.items() if run.cells}
+        if self.bars:
+            self.bar.set_postfix_str("; ".join([self._counts(), *(f"{k} {r.text(now)}" for k, r in started.items())]))
+            return
+        for label, run in started.items():
+            if now - run.said >= self.every:
+                run.said = now
+                print(f"[{self.tag}] {label}: {run.text(now)}", file=sys.stderr, flush=True)
 
     def finish(self, result: Mapping[str, Any]) -> None:
         with self._lock:
+            self.running.pop(result["label"], None)
             if result["status"] == "ok":
                 self.done += 1
             else:
                 self.failed += 1
                 self.failures.append((result["label"], result.get("error") or "?"))
-            left = self.total - self.done - self.failed
             elapsed = time.strftime("%H:%M:%S", time.gmtime(time.perf_counter() - self.t0))
-            self.bar.set_postfix_str(f"done {self.done}, failed {self.failed}, left {left}")
+            self.bar.set_postfix_str(self._counts())
             self.bar.update(1)
             detail = "" if result["status"] == "ok" else f": {result.get('error')}"
             line = (
-                f"[sweep] {result['status']} {result['label']} in {result.get('seconds', 0):.1f} s{detail} "
-                f"(done {self.done}, failed {self.failed}, left {left}, elapsed {elapsed})"
+                f"[{self.tag}] {result['status']} {result['label']} in {result.get('seconds', 0):.1f} s{detail} "
+                f"({self._counts()}, elapsed {elapsed})"
             )
             self.bar.write(line, file=sys.stdout)  # above the bar, not inside it
             sys.stdout.flush()
@@ -364,6 +236,24 @@ def pending_runs(runs: Sequence[Run], out: Path, force: bool = False) -> list[Ru
     return list(runs) if force else [r for r in runs if status(r, out) != "done"]
 
 
+def _follow(child: subprocess.Popen, log: Path, on_cell: Callable[[int, int], None]) -> str:
+    """Copy a worker's output into ``log`` as it comes, hand its cell lines to ``on_cell``; its last other line (the
+    worker's result)."""
+    last = ""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        for line in child.stdout:
+            fh.write(line)
+            fh.flush()
+            cell = CELL_LINE.fullmatch(line.strip())
+            if cell:
+                on_cell(int(cell[1]), int(cell[2]))
+            elif line.strip():
+                last = line
+    child.wait()
+    return last
+
+
 def run_local(
     runs: Sequence[Run],
     out: Path,
@@ -373,12 +263,15 @@ def run_local(
     threads: int | None = None,
     force: bool = False,
     cell_timeout: int | None = None,
+    tag: str = "sweep",
+    progress_every: float = 30.0,
 ) -> Progress:
     """Execute the pending runs on this machine, ``workers`` at a time, each in its own process.
 
     With ``gpus`` there is one worker per GPU and each run sees only its worker's GPU (``CUDA_VISIBLE_DEVICES``);
-    otherwise the CPU is shared: each worker gets ``threads`` threads (default: cores // workers). Ctrl-C (or
-    SIGTERM) stops every worker and removes their partial notebooks; the finished runs stay finished.
+    otherwise the CPU is shared: each worker gets ``threads`` threads (default: cores // workers). Progress as the
+    cells run (``Progress``). Ctrl-C (or SIGTERM) stops every worker with its kernel and removes their partial
+    notebooks; the finished runs stay finished.
     """
     todo = pending_runs(runs, out, force)
     if gpus:
@@ -386,7 +279,7 @@ def run_local(
     if workers < 1:
         raise SweepError(f"workers must be >= 1, got {workers}")
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    progress = Progress(len(todo), len(runs) - len(todo))
+    progress = Progress(len(todo), len(runs) - len(todo), tag=tag, every=progress_every)
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(workers):
         slots.put(slot)
@@ -404,24 +297,29 @@ def run_local(
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = str(gpus[slot])
             job = spec(run, out, cell_timeout)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "course_utils.ops.sweep", "--execute", json.dumps(job)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                env=env,
+                start_new_session=True,  # its own process group: stopped with its kernel (processes.stop)
+            )
+            children[slot] = child
+            if stopping.is_set():  # Ctrl-C came while it started: the main thread may have missed it
+                processes.stop(child, grace=5.0)
+            progress.start(run.label)
             log = Path(job["paths"]["log"])
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "w") as fh:
-                child = subprocess.Popen(
-                    [sys.executable, "-m", "course_utils.ops.sweep", "--execute", json.dumps(job)],
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,  # its own process group: the kernel is stopped with it
-                )
-                children[slot] = child
-                child.wait()
+            try:
+                last = _follow(child, log, lambda index, total: progress.cell(run.label, index, total))
+            finally:
                 children.pop(slot, None)
             if stopping.is_set():
                 return {"label": run.label, "status": "cancelled"}
             try:
-                return json.loads(log.read_text().strip().splitlines()[-1])
-            except (ValueError, IndexError):
+                return json.loads(last)
+            except ValueError:
                 return {"label": run.label, "status": "failed", "error": f"the worker died (see {log})"}
         finally:
             slots.put(slot)
@@ -429,18 +327,21 @@ def run_local(
     pool = futures.ThreadPoolExecutor(max_workers=workers)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
-        pending = [pool.submit(work, run) for run in todo]
-        for future in futures.as_completed(pending):
-            result = future.result()
-            if result["status"] != "cancelled":
-                progress.finish(result)
+        pending = {pool.submit(work, run) for run in todo}
+        while pending:
+            finished, pending = futures.wait(pending, timeout=1.0, return_when=futures.FIRST_COMPLETED)
+            for future in finished:
+                result = future.result()
+                if result["status"] != "cancelled":
+                    progress.finish(result)
+            progress.tick()
     except KeyboardInterrupt:
         stopping.set()
         for child in list(children.values()):
-            _stop(child)
+            processes.stop(child, grace=5.0)
         pool.shutdown(wait=True, cancel_futures=True)
         for run in todo:
-            _remove(run.paths(out)["partial"])
+            notebooks.remove(run.paths(out)["partial"])
         progress.close()
         raise
     finally:
@@ -457,20 +358,6 @@ def _main_thread() -> bool:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _stop(child: subprocess.Popen) -> None:
-    """Stop a worker and its kernel (their process group): SIGTERM, then SIGKILL after 5 s."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            child.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def run_submitit(
@@ -542,37 +429,123 @@ def run_submitit(
 # --------------------------------------------------------------------------- command line
 
 
-def _report(progress: Progress, out: Path) -> int:
-    print(
-        f"[sweep] {progress.done} done, {progress.failed} failed, {progress.skipped} already finished (skipped); "
-        f"executed notebooks in {out / 'notebooks'}"
-    )
+def _load_records(out: Path, tag: str) -> list[dict]:
+    """Every record under ``out/results``; a file that is not a readable record is named and skipped."""
+    if not (out / "results").is_dir():
+        return []
+    skipped: list = []
+    records = results.load_records(out / "results", skipped=skipped)
+    for path, reason in skipped:
+        print(f"[{tag}] skipped {path}: not a readable result record ({reason})")
+    return records
+
+
+def _summary_table(records: list[dict], out: Path, tag: str) -> None:
+    """The sweep's table: one row per setting, mean ± std over seeds, also written as ``table.csv`` / ``.jsonl``."""
+    rows = summary.summarise(records)
+    print(summary.markdown(rows))
+    paths = summary.write_tables(rows, out / "table")
+    print(f"[{tag}] table of {len(records)} records: {', '.join(map(str, paths))}")
+
+
+def _record_table(records: list[dict], out: Path, tag: str) -> None:
+    """The course's table: one row per record (``RECORD_COLUMNS``)."""
+    print(results.markdown_table(records, RECORD_COLUMNS))
+
+
+def _report(progress: Progress, out: Path, table: Callable[[list[dict], Path, str], None]) -> int:
+    tag = progress.tag
+    skipped = f", {progress.skipped} already finished (skipped)" if progress.skipped else ""
+    print(f"[{tag}] {progress.done} done, {progress.failed} failed{skipped}; executed notebooks in {out / 'notebooks'}")
     for label, error in progress.failures:
-        print(f"[sweep] FAILED {label}: {error} (papermill's notebook: {label}.failed.ipynb under {out / 'notebooks'})")
-    records = results.load_records(out / "results", skipped=[]) if (out / "results").is_dir() else []
+        print(f"[{tag}] FAILED {label}: {error} (papermill's notebook: {label}.failed.ipynb under {out / 'notebooks'})")
+    records = _load_records(out, tag)
     if records:
-        rows = summary.summarise(records)
-        print(summary.markdown(rows))
-        paths = summary.write_tables(rows, out / "table")
-        print(f"[sweep] table of {len(records)} records: {', '.join(map(str, paths))}")
+        table(records, out, tag)
     return 1 if progress.failed else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebooks", nargs="*", help="notebook number prefixes (default: the grid file's, or all)")
-    parser.add_argument("--grid", type=Path, help="a YAML grid file (notebooks, profile, parameters)")
-    parser.add_argument("--profile", choices=PROFILE_NAMES, help="profile of every run (default: the grid's, quick)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUES"))
-    parser.add_argument("--out", type=Path, default=None, help="default: output/sweep")
+def _parser(prog: str, description: str, values: str) -> argparse.ArgumentParser:
+    """The arguments ``run`` and ``sweep`` share (``values``: what ``-p NAME ...`` takes)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("notebooks", nargs="*", help="notebook number prefixes, e.g. 03 04 (default: all)")
+    parser.add_argument(
+        "--profile", choices=PROFILE_NAMES, help="profile of every run (default: quick, or a grid file's)"
+    )
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", values))
     parser.add_argument("--notebook-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--force", action="store_true", help="rerun finished runs too")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: no limit)")
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="without a terminal: seconds between two progress lines of a running notebook (default 30)",
+    )
     local = parser.add_argument_group("local workers")
     local.add_argument("--workers", type=int, default=1)
     local.add_argument("--gpus", help="comma-separated GPU ids: one worker per GPU, each run pinned to it")
     local.add_argument("--threads", type=int, default=None, help="CPU threads per worker (default: cores/workers)")
+    return parser
+
+
+def _run_here(runs: list[Run], out: Path, args: argparse.Namespace, *, force: bool, tag: str) -> Progress:
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    return run_local(
+        runs,
+        out,
+        workers=args.workers,
+        gpus=gpus,
+        threads=args.threads,
+        force=force,
+        cell_timeout=args.cell_timeout,
+        tag=tag,
+        progress_every=args.progress_every,
+    )
+
+
+RUN_DESCRIPTION = """Run the course's notebooks (all, or those named) with papermill, then a table of every record.
+
+    python -m course_utils run                                     # every notebook, quick profile (make course)
+    python -m course_utils run --profile standard -p dataset fashion_mnist 00 01
+
+A sweep of one point (course_utils.ops.sweep): the same checks of every name and value before anything runs
+(``-p NAME VALUE``, one value each; a scalar for a list parameter is a one-element list), the same progress, every
+notebook executed again. Under ``--out`` (default ``output/``, i.e. ``$COURSE_OUTPUT_DIR``): executed notebooks in
+``notebooks/<notebook>/<profile>....ipynb``, records in ``results/``, logs in ``logs/``. A failed notebook is
+reported with its error (``cell N: Error: message``) and the others still run.
+"""
+
+
+def run_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m course_utils run``: the course (``make course``), a sweep of one point."""
+    parser = _parser("python -m course_utils run", RUN_DESCRIPTION, "VALUE")
+    parser.add_argument("--out", type=Path, default=None, help="default: output/ ($COURSE_OUTPUT_DIR)")
+    args = parser.parse_args(argv)
+    grid = Grid(list(args.notebooks), args.profile or "quick", {name: [literal(v)] for name, v in args.parameter})
+    try:
+        runs = expand(grid, args.notebook_dir)
+    except SweepError as err:
+        print(f"[run] {err}", file=sys.stderr)
+        return 2
+    out = (args.out or results.output_dir()).resolve()
+    try:
+        progress = _run_here(runs, out, args, force=True, tag="run")
+    except KeyboardInterrupt:
+        print("[run] interrupted: the notebooks finished so far are kept", flush=True)
+        return 130
+    return _report(progress, out, _record_table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m course_utils sweep``: a grid of runs, here or on SLURM, resumable."""
+    parser = _parser("python -m course_utils sweep", __doc__, "VALUES")
+    parser.add_argument("--grid", type=Path, help="a YAML grid file (notebooks, profile, parameters)")
+    parser.add_argument("--out", type=Path, default=None, help="default: output/sweep")
+    parser.add_argument("--force", action="store_true", help="rerun finished runs too")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     slurm = parser.add_argument_group("SLURM (submitit)")
     slurm.add_argument("--slurm", action="store_true", help="submit to SLURM instead of running here")
     slurm.add_argument("--submitit-local", action="store_true", help=argparse.SUPPRESS)  # the tests' path
@@ -632,24 +605,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait=not args.no_wait,
             )
             if args.no_wait:
-                print(f"[sweep] submitted; when the jobs end: python -m course_utils.ops.gather {out / 'results'}")
+                print(f"[sweep] submitted; when the jobs end: python -m course_utils gather {out / 'results'}")
                 return 0
         else:
-            gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
-            progress = run_local(
-                runs,
-                out,
-                workers=args.workers,
-                gpus=gpus,
-                threads=args.threads,
-                force=args.force,
-                cell_timeout=args.cell_timeout,
-            )
+            progress = _run_here(runs, out, args, force=args.force, tag="sweep")
     except KeyboardInterrupt:
         print("[sweep] interrupted: finished runs are kept; run the same command again to continue", flush=True)
         return 130
-    return _report(progress, out)
+    return _report(progress, out, _summary_table)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the workers: python -m course_utils.ops.sweep --execute SPEC
     sys.exit(main())
