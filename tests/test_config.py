@@ -65,7 +65,9 @@ def test_notebook_entries_merge_over_the_shared_profile():
         assert set(entry) == set(config.PROFILE_NAMES), notebook
         for profile in config.PROFILE_NAMES:
             cfg = config.resolve(profile, notebook=notebook)
-            assert all(cfg[k] == v or isinstance(v, list) for k, v in entry[profile].items())
+            assert all(
+                cfg[k] == v or isinstance(v, list) or v is None for k, v in entry[profile].items()
+            )  # None: filled
     with pytest.raises(ValueError, match="notebook='99_nothing'"):
         config.resolve("quick", notebook="99_nothing")
 

@@ -54,13 +54,8 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     return METHOD.run(MeanPull, config, train_set, ipc, generator, model, callback)
 
 
-METHOD = MethodInfo(
-    name="toy",
-    family="toy",
-    notebook="08",
-    iterative=True,
-    network=None,
-    paper_protocol="dc",
-    tiny=Tiny({"steps": 3, "batch_real": 4}, diverge={"lr_img": 1e30}),
-    benchmark=by_profile({"steps": 3, "batch_real": 8}, {"steps": 20, "batch_real": 64}),
-)
+TINY = Tiny({"steps": 3, "batch_real": 4}, {"lr_img": 1e30})
+
+BUDGETS = by_profile({"steps": 3, "batch_real": 8}, {"steps": 20, "batch_real": 64})
+
+METHOD = MethodInfo("toy", "toy", "08", None, "dc", TINY, BUDGETS)

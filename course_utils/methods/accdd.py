@@ -396,32 +396,25 @@ def prepare(p: Preparation) -> tuple[dict, float]:
     return {"model": pool}, float(seconds)
 
 
-METHOD = MethodInfo(
-    name="accdd",
-    family="model augmentation",
-    notebook="07",
-    iterative=True,
-    network="early_stage",
-    paper_protocol="dsa",
-    # fresh networks (its pool samplers and model=None: tests/test_accdd.py)
-    tiny=Tiny(
-        {"steps": 3, "outer_loop": 2, "inner_loop": 2, "batch_real": 8, "batch_net": 16},
-        diverge={"lr_img": 1e30},
-        model=TINY_CONVNET,
-    ),
-    benchmark=by_profile(
-        quick={
-            "outer_loop": 5,
-            "inner_loop": 4,
-            "batch_real": 64,
-            "lr_img": 1.0,
-            1: {"steps": 3},
-            10: {"steps": 2},
-            50: {"steps": 1},
-        },
-        standard={"steps": 100, "outer_loop": 100, "inner_loop": 8, "batch_real": 64, "lr_img": 1.0},
-        full={"steps": 500},
-    ),
-    prepare=prepare,
-    prepare_settings=by_profile({"networks": 2, "epochs": 1}, {"networks": 5, "epochs": 2}),
+# fresh networks (its pool samplers and model=None: tests/test_accdd.py)
+TINY = Tiny(
+    {"steps": 3, "outer_loop": 2, "inner_loop": 2, "batch_real": 8, "batch_net": 16}, {"lr_img": 1e30}, TINY_CONVNET
 )
+
+BUDGETS = by_profile(
+    quick={
+        "outer_loop": 5,
+        "inner_loop": 4,
+        "batch_real": 64,
+        "lr_img": 1.0,
+        1: {"steps": 3},
+        10: {"steps": 2},
+        50: {"steps": 1},
+    },
+    standard={"steps": 100, "outer_loop": 100, "inner_loop": 8, "batch_real": 64, "lr_img": 1.0},
+    full={"steps": 500},
+)
+
+PREPARE = by_profile({"networks": 2, "epochs": 1}, {"networks": 5, "epochs": 2})
+
+METHOD = MethodInfo("accdd", "model augmentation", "07", "early_stage", "dsa", TINY, BUDGETS, None, prepare, PREPARE)

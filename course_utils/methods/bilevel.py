@@ -472,34 +472,28 @@ def prepare(p: Preparation) -> tuple[dict, float]:
     return {"model": p.network(p.settings["model"])}, 0.0
 
 
-METHOD = MethodInfo(
-    name="dd",
-    family="bilevel (unrolled)",
-    notebook="02",
-    iterative=True,
-    network="sampler",
-    default_model="lenet",
-    paper_protocol="dc",
-    tiny=Tiny({"steps": 3, "batch_size": 32}, diverge={"lr_init": 1e30}),
-    benchmark=by_profile(
-        quick={
-            "batch_size": 256,
-            "lr_img": 0.1,
-            "step_lr": 0.02,
-            "lr_init": 0.1,
-            1: {"steps": 60},
-            10: {"steps": 10},
-            50: {"steps": 5},
-        },
-        standard={
-            "steps": 5000,
-            "batch_size": 1024,
-            "lr_img": 0.05,
-            "step_lr": 0.02,
-            "lr_init": 0.1,
-            "decay_every": 1500,
-        },
-    ),
-    prepare=prepare,
-    prepare_settings=by_profile({"model": "lenet"}, {"model": "lenet"}),
+TINY = Tiny({"steps": 3, "batch_size": 32}, {"lr_init": 1e30})
+
+BUDGETS = by_profile(
+    quick={
+        "batch_size": 256,
+        "lr_img": 0.1,
+        "step_lr": 0.02,
+        "lr_init": 0.1,
+        1: {"steps": 60},
+        10: {"steps": 10},
+        50: {"steps": 5},
+    },
+    standard={
+        "steps": 5000,
+        "batch_size": 1024,
+        "lr_img": 0.05,
+        "step_lr": 0.02,
+        "lr_init": 0.1,
+        "decay_every": 1500,
+    },
 )
+
+PREPARE = by_profile({"model": "lenet"}, {"model": "lenet"})
+
+METHOD = MethodInfo("dd", "bilevel (unrolled)", "02", "sampler", "dc", TINY, BUDGETS, "lenet", prepare, PREPARE)

@@ -224,26 +224,20 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     return METHOD.run(GradientMatching, config, train_set, ipc, generator, model, callback)
 
 
-METHOD = MethodInfo(
-    name="dc",
-    family="gradient matching",
-    notebook="03",
-    iterative=True,
-    network="sampler",
-    default_model="convnet",
-    paper_protocol="dc",
-    tiny=Tiny({"steps": 3, "batch_real": 8}, diverge={"lr_img": 1e30}, model=TINY_CONVNET),
-    # quick: lr_img 10x the papers' squeezes their 1000 iterations into seconds; standard: the papers' settings,
-    # 1000 iterations at IPC 1 and 100 above; full: 1000 everywhere
-    benchmark=by_profile(
-        quick={
-            "batch_real": 64,
-            "lr_img": 1.0,
-            1: {"steps": 15},
-            10: {"steps": 1, "inner_loop": 5},
-            50: {"steps": 1, "inner_loop": 2},
-        },
-        standard={"batch_real": 256, "lr_img": 0.1, 1: {"steps": 1000}, 10: {"steps": 100}, 50: {"steps": 100}},
-        full={10: {"steps": 1000}, 50: {"steps": 1000}},
-    ),
+# quick: lr_img 10x the papers' squeezes their 1000 iterations into seconds; standard: the papers' settings,
+# 1000 iterations at IPC 1 and 100 above; full: 1000 everywhere
+TINY = Tiny({"steps": 3, "batch_real": 8}, {"lr_img": 1e30}, TINY_CONVNET)
+
+BUDGETS = by_profile(
+    quick={
+        "batch_real": 64,
+        "lr_img": 1.0,
+        1: {"steps": 15},
+        10: {"steps": 1, "inner_loop": 5},
+        50: {"steps": 1, "inner_loop": 2},
+    },
+    standard={"batch_real": 256, "lr_img": 0.1, 1: {"steps": 1000}, 10: {"steps": 100}, 50: {"steps": 100}},
+    full={10: {"steps": 1000}, 50: {"steps": 1000}},
 )
+
+METHOD = MethodInfo("dc", "gradient matching", "03", "sampler", "dc", TINY, BUDGETS, "convnet")

@@ -234,19 +234,13 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     return METHOD.run(DistributionMatching, config, train_set, ipc, generator, model, callback)
 
 
-METHOD = MethodInfo(
-    name="dm",
-    family="distribution matching",
-    notebook="04",
-    iterative=True,
-    network="sampler",
-    default_model="convnet",
-    paper_protocol="dsa",
-    tiny=Tiny({"steps": 3, "batch_real": 8}, diverge={"lr_img": 1e30}, model=TINY_CONVNET),
-    # quick: seconds; standard: the paper's settings with a quarter of its iterations; full: its 20 000
-    benchmark=by_profile(
-        quick={"batch_real": 64, "lr_img": 1.0, 1: {"steps": 50}, 10: {"steps": 30}, 50: {"steps": 10}},
-        standard={"steps": 5000, "batch_real": 256, "lr_img": 1.0},
-        full={"steps": 20000},
-    ),
+# quick: seconds; standard: the paper's settings with a quarter of its iterations; full: its 20 000
+TINY = Tiny({"steps": 3, "batch_real": 8}, {"lr_img": 1e30}, TINY_CONVNET)
+
+BUDGETS = by_profile(
+    quick={"batch_real": 64, "lr_img": 1.0, 1: {"steps": 50}, 10: {"steps": 30}, 50: {"steps": 10}},
+    standard={"steps": 5000, "batch_real": 256, "lr_img": 1.0},
+    full={"steps": 20000},
 )
+
+METHOD = MethodInfo("dm", "distribution matching", "04", "sampler", "dsa", TINY, BUDGETS, "convnet")

@@ -45,14 +45,6 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     return METHOD.run(SiameseGradientMatching, config, train_set, ipc, generator, model, callback)
 
 
-METHOD = MethodInfo(
-    name="dsa",
-    family="gradient matching",
-    notebook="03",
-    iterative=True,
-    network="sampler",
-    default_model="convnet",
-    paper_protocol="dsa",
-    tiny=DC.tiny,
-    benchmark=DC.benchmark,  # DC's budgets: the same matching, plus the augmentation
-)
+TINY = DC.tiny
+
+METHOD = MethodInfo("dsa", "gradient matching", "03", "sampler", "dsa", TINY, DC.benchmark, "convnet")

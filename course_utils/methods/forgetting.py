@@ -159,15 +159,8 @@ def prepare(p: Preparation) -> tuple[dict, None]:
     return {"statistics": stats}, None
 
 
-METHOD = MethodInfo(
-    name="forgetting",
-    family="coreset",
-    notebook="00",
-    iterative=False,
-    network="sampler",
-    default_model="convnet",
-    paper_protocol="dc",
-    tiny=Tiny({"epochs": 1}, model=TINY_CONVNET),
-    benchmark=by_profile({"epochs": 3}, {"epochs": 10}),
-    prepare=prepare,
-)
+TINY = Tiny({"epochs": 1}, None, TINY_CONVNET)
+
+BUDGETS = by_profile({"epochs": 3}, {"epochs": 10})
+
+METHOD = MethodInfo("forgetting", "coreset", "00", "sampler", "dc", TINY, BUDGETS, "convnet", prepare)

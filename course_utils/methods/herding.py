@@ -112,16 +112,10 @@ def prepare(p: Preparation) -> tuple[dict, float]:
     return {"model": net}, sum(result.train_seconds)  # its accuracy on the training set is not used
 
 
-METHOD = MethodInfo(
-    name="herding",
-    family="coreset",
-    notebook="00",
-    iterative=False,
-    network="sampler",
-    default_model=None,  # pixels
-    paper_protocol="dc",
-    tiny=Tiny({"pool_per_class": 10}),  # a random pool: the set depends on the seed
-    benchmark=by_profile({}, {}),
-    prepare=prepare,
-    prepare_settings=by_profile({"epochs": 1}, {"epochs": 10}),
-)
+TINY = Tiny({"pool_per_class": 10})
+
+BUDGETS = by_profile({}, {})
+
+PREPARE = by_profile({"epochs": 1}, {"epochs": 10})
+
+METHOD = MethodInfo("herding", "coreset", "00", "sampler", "dc", TINY, BUDGETS, None, prepare, PREPARE)

@@ -176,20 +176,14 @@ def prepare(p: Preparation) -> tuple[dict, float]:
     return {"feature_map": p.settings["feature_map"]}, 0.0
 
 
-METHOD = MethodInfo(
-    name="kip",
-    family="kernel (closed form inside)",
-    notebook="01",
-    iterative=True,
-    network="feature_map",
-    default_model=DEFAULT_FEATURE_MAP,
-    paper_protocol="dc",
-    tiny=Tiny({"steps": 3, "batch_size": 50}, diverge={"lr_img": 1e30}),
-    benchmark=by_profile(
-        quick={"steps": 100, "batch_size": 500, "lr_img": 0.01, "learn_labels": False},
-        standard={"steps": 3000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
-        full={"steps": 30000},
-    ),
-    prepare=prepare,
-    prepare_settings=by_profile({"feature_map": "random_network"}, {"feature_map": "random_network"}),
+TINY = Tiny({"steps": 3, "batch_size": 50}, {"lr_img": 1e30})
+
+BUDGETS = by_profile(
+    quick={"steps": 100, "batch_size": 500, "lr_img": 0.01, "learn_labels": False},
+    standard={"steps": 3000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
+    full={"steps": 30000},
 )
+
+PREPARE = by_profile({"feature_map": "random_network"}, {"feature_map": "random_network"})
+
+METHOD = MethodInfo("kip", "kernel", "01", "feature_map", "dc", TINY, BUDGETS, DEFAULT_FEATURE_MAP, prepare, PREPARE)

@@ -310,16 +310,12 @@ def prepare(p: Preparation) -> tuple[dict, None]:
     return {"full_model": full, "feature_map": full.feature_map}, None
 
 
+TINY = Tiny({"lam": 1.0})
+
+BUDGETS = by_profile({}, {})
+
+PREPARE = by_profile({"feature_map": "random_network"}, {"feature_map": "random_network"})
+
 METHOD = MethodInfo(
-    name="krr_closed_form",
-    family="kernel ridge regression (closed form)",
-    notebook="01",
-    iterative=False,
-    network="feature_map",
-    default_model=DEFAULT_FEATURE_MAP,
-    paper_protocol="dc",
-    tiny=Tiny({"lam": 1.0}),
-    benchmark=by_profile({}, {}),
-    prepare=prepare,
-    prepare_settings=by_profile({"feature_map": "random_network"}, {"feature_map": "random_network"}),
+    "krr_closed_form", "closed form", "01", "feature_map", "dc", TINY, BUDGETS, DEFAULT_FEATURE_MAP, prepare, PREPARE
 )

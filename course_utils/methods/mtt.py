@@ -313,43 +313,36 @@ def prepare(p: Preparation) -> tuple[dict, float]:
     return {"model": buffer}, float(sum(buffer.seconds))
 
 
-METHOD = MethodInfo(
-    name="mtt",
-    family="trajectory matching",
-    notebook="05",
-    iterative=True,
-    network="experts",
-    paper_protocol="dsa",
-    tiny=Tiny(
-        {"steps": 3, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1, "lr_img": 10.0},
-        diverge={"lr_img": 1e30},
-        model=_tiny_experts,
-    ),
-    benchmark=by_profile(
-        quick={
-            "syn_steps": 10,
-            "expert_epochs": 2,
-            "max_start_epoch": 4,
-            "lr_img": 1000.0,
-            "lr_lr": 1e-5,
-            "lr_teacher": 0.01,
-            1: {"steps": 40},
-            10: {"steps": 6},
-            50: {"steps": 3},
-        },
-        standard={
-            "steps": 1000,
-            "syn_steps": 20,
-            "expert_epochs": 2,
-            "max_start_epoch": 20,
-            "lr_img": 1000.0,
-            "lr_lr": 1e-5,
-            "lr_teacher": 0.01,
-        },
-        full={"steps": 5000, "expert_epochs": 3, "max_start_epoch": 25},
-    ),
-    prepare=prepare,
-    prepare_settings=by_profile(
-        {"experts": 2, "epochs": 6}, {"experts": 10, "epochs": 30}, {"experts": 100, "epochs": 50}
-    ),
+TINY = Tiny(
+    {"steps": 3, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1, "lr_img": 10.0},
+    {"lr_img": 1e30},
+    _tiny_experts,
 )
+
+BUDGETS = by_profile(
+    quick={
+        "syn_steps": 10,
+        "expert_epochs": 2,
+        "max_start_epoch": 4,
+        "lr_img": 1000.0,
+        "lr_lr": 1e-5,
+        "lr_teacher": 0.01,
+        1: {"steps": 40},
+        10: {"steps": 6},
+        50: {"steps": 3},
+    },
+    standard={
+        "steps": 1000,
+        "syn_steps": 20,
+        "expert_epochs": 2,
+        "max_start_epoch": 20,
+        "lr_img": 1000.0,
+        "lr_lr": 1e-5,
+        "lr_teacher": 0.01,
+    },
+    full={"steps": 5000, "expert_epochs": 3, "max_start_epoch": 25},
+)
+
+PREPARE = by_profile({"experts": 2, "epochs": 6}, {"experts": 10, "epochs": 30}, {"experts": 100, "epochs": 50})
+
+METHOD = MethodInfo("mtt", "trajectory matching", "05", "experts", "dsa", TINY, BUDGETS, None, prepare, PREPARE)

@@ -33,13 +33,8 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
     return loop.one_shot("random", compute, train_set, ipc, config, {}, callback)
 
 
-METHOD = MethodInfo(
-    name="random",
-    family="coreset",
-    notebook="00",
-    iterative=False,
-    network=None,
-    paper_protocol="dc",
-    tiny=Tiny(),
-    benchmark=by_profile({}, {}),
-)
+TINY = Tiny()
+
+BUDGETS = by_profile({}, {})
+
+METHOD = MethodInfo("random", "coreset", "00", None, "dc", TINY, BUDGETS)

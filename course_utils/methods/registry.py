@@ -21,6 +21,7 @@ from ..evaluation.protocol import PROTOCOL_NAMES
 from ..nets.model_argument import KINDS, model_argument
 from ..nets.samplers import FreshInit, with_width
 from . import loop
+from .hparams import LoopConfig
 
 __all__ = [
     "PROFILES",
@@ -132,20 +133,22 @@ Prepare = Callable[[Preparation], "tuple[dict, float | None]"]
 
 @dataclass(frozen=True)
 class MethodInfo:
-    """A method's facts (``METHOD`` in its module; ``methods.REGISTRY`` holds them by name).
+    """A method's facts (``METHOD`` in its module; ``methods.REGISTRY`` holds them by name), written
+    ``MethodInfo(name, family, notebook, network, paper_protocol, tiny, benchmark, default_model, prepare,
+    prepare_settings)``.
 
-    ``network``: what ``model=`` accepts (``NETWORKS``; ``nets.model_argument``) and ``default_model`` what ``None``
-    means ("convnet", architecture families, ...; None: no network or the method's own default, said in
-    ``distill``'s docstring). ``paper_protocol``: the evaluation protocol its paper reports under. ``tiny``: its
-    seconds-long settings. ``benchmark``: notebook 08's hyperparameters per profile (``by_profile``; integer keys hold
-    per-IPC overrides, an unlisted IPC takes ``listed_ipc``'s); ``prepare`` and ``prepare_settings`` (per profile):
-    what is made once per dataset (experts, a pool, a trained embedding network; None: ``model=`` is the profile's
-    network for the methods that take one sampler, nothing for the others)."""
+    ``notebook``: where the course teaches it. ``network``: what ``model=`` accepts (``NETWORKS``;
+    ``nets.model_argument``) and ``default_model`` what ``None`` means ("convnet", architecture families, ...; None:
+    no network or the method's own default, said in ``distill``'s docstring). ``paper_protocol``: the evaluation
+    protocol its paper reports under. ``tiny``: its seconds-long settings. ``benchmark``: notebook 08's
+    hyperparameters per profile (``by_profile``; integer keys hold per-IPC overrides, an unlisted IPC takes
+    ``listed_ipc``'s); ``prepare`` and ``prepare_settings`` (per profile): what is made once per dataset (experts, a
+    pool, a trained embedding network; None: ``model=`` is the profile's network for the methods that take one
+    sampler, nothing for the others). Whether it is ``iterative`` follows from its ``Config``."""
 
     name: str
     family: str
     notebook: str
-    iterative: bool
     network: str | None
     paper_protocol: str
     tiny: Tiny
@@ -163,6 +166,11 @@ class MethodInfo:
         missing = [p for p in PROFILES if p not in self.benchmark]
         if missing:
             raise ValueError(f"{self.name}: no benchmark budget for profile(s) {missing}; give {', '.join(PROFILES)}")
+
+    @property
+    def iterative(self) -> bool:
+        """Whether the method runs on the shared loop (its ``Config`` is a ``hparams.LoopConfig``)."""
+        return self.module is not None and issubclass(self.module.Config, LoopConfig)
 
     def budget(self, profile: str, ipc: int) -> dict:
         """Notebook 08's hyperparameters at ``ipc`` in ``profile``: the common ones, overridden by the per-IPC entry

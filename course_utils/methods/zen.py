@@ -370,43 +370,39 @@ def prepare(p: Preparation) -> tuple[dict, float]:
     return {"model": ArchitecturePool(members)}, 0.0
 
 
+TINY = Tiny(
+    {"steps": 3, "inner_steps": 2, "hypergradient": "identity"},
+    {"lr_net": 1e30},
+    ArchitecturePool([TINY_CONVNET, FreshInit("mlp", width=16)]),
+)
+
+BUDGETS = by_profile(
+    quick={
+        "inner_steps": 10,
+        "lr_net": 0.02,
+        "lr_img": 0.05,
+        "neumann_terms": 5,
+        "neumann_alpha": 0.02,
+        1: {"steps": 15},
+        10: {"steps": 4},
+        50: {"steps": 2},
+    },
+    standard={
+        "steps": 500,
+        "inner_steps": 30,
+        "lr_net": 0.02,
+        "lr_img": 0.05,
+        "neumann_terms": 5,
+        "neumann_alpha": 0.02,
+    },
+    full={"steps": 1000},
+)
+
+PREPARE = by_profile(
+    {"pool": ("convnet", "lenet", "vgg11"), "pool_width": (32, None, 8)},
+    {"pool": DEFAULT_POOL, "pool_width": (None, None, None, None)},
+)
+
 METHOD = MethodInfo(
-    name="zen",
-    family="worst case over architectures",
-    notebook="06",
-    iterative=True,
-    network="pool",
-    default_model=DEFAULT_POOL,
-    paper_protocol="dc",
-    tiny=Tiny(
-        {"steps": 3, "inner_steps": 2, "hypergradient": "identity"},
-        diverge={"lr_net": 1e30},
-        model=ArchitecturePool([TINY_CONVNET, FreshInit("mlp", width=16)]),
-    ),
-    benchmark=by_profile(
-        quick={
-            "inner_steps": 10,
-            "lr_net": 0.02,
-            "lr_img": 0.05,
-            "neumann_terms": 5,
-            "neumann_alpha": 0.02,
-            1: {"steps": 15},
-            10: {"steps": 4},
-            50: {"steps": 2},
-        },
-        standard={
-            "steps": 500,
-            "inner_steps": 30,
-            "lr_net": 0.02,
-            "lr_img": 0.05,
-            "neumann_terms": 5,
-            "neumann_alpha": 0.02,
-        },
-        full={"steps": 1000},
-    ),
-    prepare=prepare,
-    prepare_settings=by_profile(
-        {"pool": ("convnet", "lenet", "vgg11"), "pool_width": (32, None, 8)},
-        {"pool": DEFAULT_POOL, "pool_width": (None, None, None, None)},
-    ),
+    "zen", "worst case over architectures", "06", "pool", "dc", TINY, BUDGETS, DEFAULT_POOL, prepare, PREPARE
 )
