@@ -67,6 +67,16 @@ def _check_common(in_channels: Any, num_classes: Any, image_size: Any) -> None:
     _positive_int("image_size", image_size)
 
 
+def _norm_and_width(
+    net: nn.Module, in_channels: Any, num_classes: Any, image_size: Any, norm: Any, width: Any
+) -> tuple[str, int]:
+    """The checked ``norm`` and ``width`` of a network with both (AlexNet, VGG11, ResNet18), its ``hparams`` set."""
+    _check_common(in_channels, num_classes, image_size)
+    norm, width = _choice("norm", norm, NORMS), _positive_int("width", width)
+    net.hparams = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm, width=width)
+    return norm, width
+
+
 def _shrink(size: int, what: str, model: str, image_size: int) -> int:
     if size < 1:
         raise ValueError(f"{model}: image_size={image_size} is too small; the feature map vanishes at {what}")
@@ -235,12 +245,7 @@ class AlexNet(_Base):
 
     def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "none", width: int = 128):
         super().__init__()
-        _check_common(in_channels, num_classes, image_size)
-        norm = _choice("norm", norm, NORMS)
-        width = _positive_int("width", width)
-        self.hparams = dict(
-            in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm, width=width
-        )
+        norm, width = _norm_and_width(self, in_channels, num_classes, image_size, norm, width)
         pad = _first_pad(image_size, 4, 2)
         c = [max(1, round(n * width / 128)) for n in (128, 192, 256, 192, 192)]
         spec = [(c[0], 5, pad, True), (c[1], 5, 2, True), (c[2], 3, 1, False), (c[3], 3, 1, False), (c[4], 3, 1, True)]
@@ -276,12 +281,7 @@ class VGG11(_Base):
         self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "instance", width: int = 64
     ):
         super().__init__()
-        _check_common(in_channels, num_classes, image_size)
-        norm = _choice("norm", norm, NORMS)
-        width = _positive_int("width", width)
-        self.hparams = dict(
-            in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm, width=width
-        )
+        norm, width = _norm_and_width(self, in_channels, num_classes, image_size, norm, width)
         layers: list[nn.Module] = []
         size, channels, first = image_size, in_channels, True
         for v in _VGG11_CFG:
@@ -339,12 +339,7 @@ class ResNet18(_Base):
         self, in_channels: int, num_classes: int, image_size: int = 32, norm: str = "instance", width: int = 64
     ):
         super().__init__()
-        _check_common(in_channels, num_classes, image_size)
-        norm = _choice("norm", norm, NORMS)
-        width = _positive_int("width", width)
-        self.hparams = dict(
-            in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm, width=width
-        )
+        norm, width = _norm_and_width(self, in_channels, num_classes, image_size, norm, width)
         pad = _first_pad(image_size, 3, 1)
         size = image_size + 2 * pad - 2
         self.stem = nn.Sequential(
