@@ -49,6 +49,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotAvailableError",
     "ImageSet",
+    "ROLES",
     "check_dataset_name",
     "clear_cache",
     "copy_shared_data",
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+
+#: What part of the data an :class:`ImageSet` is (None: a set built by hand).
+ROLES: tuple[str | None, ...] = ("train", "validation", "test", None)
 
 #: Environment variable that overrides the default data root.
 ENV_DATA_ROOT = "COURSE_DATA_ROOT"
@@ -275,9 +279,22 @@ class ImageSet:
     so results are reproducible; the generator may live on the CPU while the
     data lives on another device. ``zca`` is the :class:`~course_utils.zca.ZCA`
     the images were whitened with (see :func:`whiten`), or None.
+
+    ``role`` says which part of the data the set is: ``"train"`` (what methods learn from), ``"validation"`` (carved
+    from the training set to make choices: :func:`course_utils.data.splits.carve_validation`), ``"test"`` (for the
+    numbers reported, never for a choice) or None (a set built by hand). Subsets, copies and whitened versions keep it.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo | str, zca: ZCA | None = None):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        info: DatasetInfo | str,
+        zca: ZCA | None = None,
+        role: str | None = None,
+    ):
+        if role not in ROLES:
+            raise ValueError(f"role={role!r} is not valid; valid: {', '.join(map(repr, ROLES))}")
         if isinstance(info, str):
             info = dataset_info(info)
         if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
@@ -309,13 +326,15 @@ class ImageSet:
         self._class_table: tuple | None = None
         self._fingerprint: str | None = None
         self.zca = zca
+        self.role = role
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.images.shape[1:])
-        return f"ImageSet({self.name!r}, n={len(self)}, shape={shape}, device={self.device})"
+        role = "" if self.role is None else f", role={self.role!r}"
+        return f"ImageSet({self.name!r}, n={len(self)}, shape={shape}, device={self.device}{role})"
 
     @property
     def device(self) -> torch.device:
@@ -327,7 +346,7 @@ class ImageSet:
         device = torch.device(device)
         if device == self.device:
             return self
-        moved = ImageSet(self.images.to(device), self.labels.to(device), self.info, zca=self.zca)
+        moved = ImageSet(self.images.to(device), self.labels.to(device), self.info, zca=self.zca, role=self.role)
         if self._indices_by_class is not None:
             moved._indices_by_class = [idx.to(device) for idx in self._indices_by_class]
         moved._fingerprint = self._fingerprint  # the same data
@@ -400,7 +419,7 @@ class ImageSet:
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageSet:
         """A new ImageSet with the examples at ``indices`` (copies the tensors)."""
         indices = torch.as_tensor(indices, dtype=torch.long, device=self.device)
-        return ImageSet(self.images[indices], self.labels[indices], self.info, zca=self.zca)
+        return ImageSet(self.images[indices], self.labels[indices], self.info, zca=self.zca, role=self.role)
 
     def balanced_subset(self, n_per_class: int, generator: torch.Generator | None = None) -> ImageSet:
         """``subset(sample_balanced(n_per_class, generator))``."""
@@ -471,8 +490,8 @@ def whiten(train: ImageSet, test: ImageSet, eps: float = 0.1) -> tuple[ImageSet,
         raise ValueError(f"train is {train.name} but test is {test.name}; whiten the two splits of one dataset")
     zca = ZCA.fit(train.images.cpu(), eps=eps)
     with torch.no_grad():
-        white_train = ImageSet(zca.transform(train.images), train.labels, train.info, zca=zca)
-        white_test = ImageSet(zca.transform(test.images), test.labels, test.info, zca=zca)
+        white_train = ImageSet(zca.transform(train.images), train.labels, train.info, zca=zca, role=train.role)
+        white_test = ImageSet(zca.transform(test.images), test.labels, test.info, zca=zca, role=test.role)
     return white_train, white_test
 
 
@@ -518,7 +537,7 @@ def load_dataset(
     key = (name, bool(train), str(folder))
     if key not in _CACHE:
         raw = _open_torchvision(name, folder, bool(train), download)
-        _CACHE[key] = _to_imageset(raw, dataset_info(name))
+        _CACHE[key] = _to_imageset(raw, dataset_info(name), "train" if train else "test")
     return _CACHE[key]
 
 
@@ -530,7 +549,7 @@ def load(name: str, root: str | os.PathLike | None = None, download: bool = True
     )
 
 
-def _to_imageset(raw, info: DatasetInfo) -> ImageSet:
+def _to_imageset(raw, info: DatasetInfo, role: str) -> ImageSet:
     """Convert a torchvision dataset's whole ``.data`` array at once into an ImageSet."""
     data = raw.data
     if isinstance(data, torch.Tensor):  # MNIST family: uint8 tensor N x H x W
@@ -542,7 +561,7 @@ def _to_imageset(raw, info: DatasetInfo) -> ImageSet:
     std = torch.tensor(info.std).view(1, -1, 1, 1)
     x.sub_(mean).div_(std)
     labels = torch.as_tensor(raw.targets, dtype=torch.long)
-    return ImageSet(x, labels, info)
+    return ImageSet(x, labels, info, role=role)
 
 
 def _open_torchvision(name: str, folder: Path, train: bool, download: bool):

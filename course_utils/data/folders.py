@@ -344,9 +344,9 @@ def _build(
         DatasetInfo(name, len(class_names), channels, image_size, mean, std, tuple(class_names))
     )
     sets = []
-    for x, files in ((train_x, train_files), (test_x, test_files)):
+    for x, files, role in ((train_x, train_files, "train"), (test_x, test_files, "test")):
         x.sub_(torch.tensor(mean).view(1, -1, 1, 1)).div_(torch.tensor(std).view(1, -1, 1, 1))
-        sets.append(ImageSet(x, torch.tensor([c for _, c in files], dtype=torch.long), info))
+        sets.append(ImageSet(x, torch.tensor([c for _, c in files], dtype=torch.long), info, role=role))
     return sets[0], sets[1]
 
 
