@@ -121,6 +121,32 @@ def test_cg_solves_hessian_system_within_dim_iterations():
     assert all(torch.equal(z, torch.zeros_like(z)) for z in zero)
 
 
+def _notebook_ridge(seed):
+    """Notebook 06's ridge problem (40 × 8 Gaussian X, ridge 0.05): the claims it checks must hold for every seed."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(40, 8, generator=g, dtype=f64)
+    theta = torch.zeros(8, dtype=f64, requires_grad=True)
+    y = torch.randn(40, generator=g, dtype=f64)
+    loss = 0.5 * (X @ theta - y).pow(2).mean() + 0.05 * theta.pow(2).sum()
+    (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+    H = X.T @ X / 40 + 0.1 * torch.eye(8, dtype=f64)
+    return [grad], [theta], torch.randn(8, generator=g, dtype=f64), H
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_notebook_claims_on_the_inverse_hvp_hold_for_every_seed(seed):
+    """CG run for as many iterations as unknowns (tol=0: no early stop) is exact to 1e-8, and the Neumann series'
+    error falls with every term at alpha = 1/lambda_max (power iteration's estimate); the default tolerance may stop
+    CG earlier, at a relative error near 1e-6, which is why the notebook passes tol=0."""
+    grads, params, v, H = _notebook_ridge(seed)
+    exact = torch.linalg.solve(H, v)
+    x = cg_inverse_hvp(grads, params, [v], iterations=8, tol=0.0)[0]
+    assert _rel(x, exact) < 1e-8
+    lam = hypergrad.largest_eigenvalue(grads, params, iterations=50, generator=torch.Generator().manual_seed(seed))
+    errors = [_rel(neumann_inverse_hvp(grads, params, [v], terms=k, alpha=1 / lam)[0], exact) for k in (0, 1, 2, 5, 10)]
+    assert all(a > b for a, b in zip(errors, errors[1:]))
+
+
 # --------------------------------------------------------------------------- the full hypergradient
 
 MU = 1.0
