@@ -48,6 +48,11 @@ def test_notebook_structure(path):
     for i, cell in enumerate(nb["cells"]):
         assert not any(o.get("output_type") == "error" for o in cell.get("outputs", [])), f"stored error in cell {i}"
     assert "Exercises" in "".join(nb["cells"][-1]["source"])
+    checked = [c for c in nb["cells"] if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
+    assert checked, (
+        "nbval compares the cells tagged nbval-check-output: tag the cells whose output is the same anywhere"
+    )
+    assert not any("NBVAL_" in "".join(c["source"]) for c in nb["cells"]), "nbval markers go in cell tags"
     refs = [c for c in nb["cells"] if "".join(c["source"]).startswith("## References")]
     assert len(refs) == 1, "one References cell, citing from course_utils/records/papers.json"
     links = set(re.findall(r"\]\((https?://[^)]+)\)", "".join(refs[0]["source"])))
