@@ -3,6 +3,8 @@ data between matching steps, determinism, the last good set on divergence, and e
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -257,3 +259,56 @@ def test_bad_models_and_pools_name_the_value(tiny, pool, tmp_path, monkeypatch):
         accdd.early_stage_pool(tiny, 1, 1, root=tmp_path, model="resnet99")
     with pytest.raises(ValueError, match="ipc=21 is larger than the smallest class"):
         methods.distill("accdd", tiny, 21, generator=torch.Generator(), steps=1)  # before a default pool is trained
+
+
+# ----------------------------------------------------------------------------------------------
+# gradient diversity: what model augmentation is meant to provide
+# ----------------------------------------------------------------------------------------------
+
+
+def _class_batch(train, n=6, seed=0):
+    idx = train.sample_per_class(n, torch.Generator().manual_seed(seed))
+    return train.images[idx], train.labels[idx]
+
+
+def test_gradient_cosines_are_one_for_the_same_network_and_symmetric(tiny, pool):
+    images, labels = _class_batch(tiny)
+    net = pool[0].without_perturbation().bind(tiny.info, "cpu").sample(torch.Generator().manual_seed(0))
+    same = accdd.class_gradient_cosines(net, net, images, labels)
+    assert same.shape == (tiny.num_classes,) and torch.allclose(same, torch.ones_like(same), atol=1e-5)
+    other = TINY.bind(tiny.info, "cpu").sample(torch.Generator().manual_seed(1))
+    ab = accdd.class_gradient_cosines(net, other, images, labels)
+    assert torch.allclose(ab, accdd.class_gradient_cosines(other, net, images, labels), atol=1e-6)
+    assert bool((ab.abs() <= 1 + 1e-6).all()) and bool((ab < 0.999).all())  # a different network: other targets
+
+
+def test_gradient_cosines_match_one_class_at_a_time_by_hand(tiny):
+    images, labels = _class_batch(tiny, n=4)
+    a, b = (TINY.bind(tiny.info, "cpu").sample(torch.Generator().manual_seed(s)) for s in (2, 3))
+    got = accdd.class_gradient_cosines(a, b, images, labels)
+    for c in range(tiny.num_classes):
+        grads = []
+        for net in (a, b):
+            loss = torch.nn.functional.cross_entropy(net(images[c]), labels[c])
+            grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(net.parameters()))]))
+        want = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
+        assert torch.allclose(got[c], want, atol=1e-5), c
+
+
+def test_a_larger_perturbation_moves_the_gradients_further(tiny, pool):
+    images, labels = _class_batch(tiny)
+    base = pool[0].without_perturbation().bind(tiny.info, "cpu").sample(torch.Generator().manual_seed(0))
+    mean_cos = []
+    for rho in (0.01, 0.3, 1.0):
+        moved = copy.deepcopy(base)
+        samplers.perturb(moved, torch.Generator().manual_seed(5), (rho, rho), 1)
+        mean_cos.append(float(accdd.class_gradient_cosines(base, moved, images, labels).mean()))
+    assert mean_cos[0] > mean_cos[1] > mean_cos[2], mean_cos
+
+
+def test_gradient_cosines_need_one_architecture(tiny):
+    images, labels = _class_batch(tiny)
+    a = TINY.bind(tiny.info, "cpu").sample(torch.Generator().manual_seed(0))
+    b = samplers.FreshInit("convnet", width=16).bind(tiny.info, "cpu").sample(torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="must share an architecture"):
+        accdd.class_gradient_cosines(a, b, images, labels)

@@ -49,6 +49,11 @@ def test_grid_runs_every_cell_under_one_protocol_and_records_it(small, cfg, tmp_
         assert r.synthetic is not None and r.synthetic.ipc == r.ipc and r.distill_seconds >= 0
         ref = next(x for x in rows if x.method == "random" and x.ipc == r.ipc)
         assert r.gain == pytest.approx(r.mean - ref.mean)
+        if r.method == "random":
+            assert r.gain_ci is None
+        else:
+            lo, hi = r.gain_ci
+            assert lo <= r.gain + 1e-9 and r.gain - 1e-9 <= hi
     assert rows[0].paper is not None and rows[0].paper.accuracy == 64.9  # the DC paper's random MNIST IPC 1
     records = results.load_records(tmp_path / "results", experiment=benchmark.EXPERIMENT)
     assert len(records) == 6 and {r["params"]["profile"] for r in records} == {"test"}
@@ -98,6 +103,27 @@ def test_unknown_method_or_ipc_names_the_valid_ones(cfg):
     assert benchmark.listed_ipcs(cfg, "dm") == (1, 2)
     assert benchmark.hparams_for(cfg, "dm", 10) == benchmark.hparams_for(cfg, "dm", 2)
     assert benchmark.hparams_for(cfg, "dm", 1) != benchmark.hparams_for(cfg, "dm", 2)
+
+
+def test_gain_interval_is_a_seeded_percentile_bootstrap_of_the_difference_of_means():
+    mine, theirs = [80.0, 82.0], [50.0, 52.0, 54.0, 56.0]
+    lo, hi = benchmark.gain_interval(mine, theirs)
+    assert 80 - 56 <= lo < 28 < hi <= 82 - 50  # inside the extremes, around the gain of the means (28)
+    assert benchmark.gain_interval(mine, theirs) == (lo, hi)  # the same draws every time
+    assert benchmark.gain_interval([70.0] * 3, [60.0] * 5) == pytest.approx((10.0, 10.0))  # no spread, no width
+    wide = benchmark.gain_interval([60.0, 100.0], theirs)
+    assert wide[1] - wide[0] > hi - lo  # more spread between networks, a wider interval
+    narrow = benchmark.gain_interval(mine * 20, theirs * 10, level=0.5)
+    assert narrow[1] - narrow[0] < hi - lo
+    for bad, match in (
+        (dict(accuracies=[]), "accuracies is empty"),
+        (dict(random_accuracies=[]), "random_accuracies is empty"),
+        (dict(level=1.0), "level must lie strictly between 0 and 1"),
+        (dict(resamples=10), "resamples must be an int >= 100"),
+    ):
+        args = {"accuracies": mine, "random_accuracies": theirs, **bad}
+        with pytest.raises(ValueError, match=match):
+            benchmark.gain_interval(args.pop("accuracies"), args.pop("random_accuracies"), **args)
 
 
 def test_gains_compare_within_dataset_ipc_and_protocol():

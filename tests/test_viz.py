@@ -68,11 +68,19 @@ def test_heatmap_labels_every_cell_and_takes_tensors():
         viz.plot_heatmap([[1.0, 2.0]], ["r"], ["a", "b", "c"])
 
 
-def test_accuracy_vs_time_has_a_log_time_axis_and_one_point_per_method_and_ipc():
+def test_accuracy_vs_time_has_one_panel_per_ipc_and_the_random_subset_as_a_line():
     points = {"random": {1: (0.0, 50.0), 10: (torch.tensor(0.002), torch.tensor(80.0))}, "dm": {1: (12.0, 85.0)}}
+    points["dc"] = {1: (30.0, 70.0), 10: (torch.tensor(90.0), torch.tensor(82.0))}
     fig = viz.plot_accuracy_vs_time(points, title="t")
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_ylabel() == "test accuracy (%)"
-    assert [len(line.get_xdata()) for line in ax.get_lines()] == [2, 1]
-    assert min(ax.get_lines()[0].get_xdata()) == 1e-3  # a zero time is drawn at the floor
-    assert sorted(t.get_text() for t in ax.texts) == ["1", "1", "10"]  # the IPC beside each point
+    panels = fig.axes
+    assert [ax.get_title() for ax in panels] == ["IPC 1", "IPC 10"]
+    assert all(ax.get_xscale() == "log" for ax in panels) and panels[0].get_ylabel() == "test accuracy (%)"
+    assert sorted(t.get_text() for t in panels[0].texts) == ["dc", "dm"]  # the method beside each point
+    assert [t.get_text() for t in panels[1].texts] == ["dc"]
+    lines = [line.get_ydata()[0] for line in panels[1].get_lines()]
+    assert lines == [80.0]  # random is a horizontal line at its accuracy, at no invented time
+    assert panels[0].collections[0].get_offsets().tolist() == [[12.0, 85.0], [30.0, 70.0]]
+    import pytest
+
+    with pytest.raises(ValueError, match="no points to plot"):
+        viz.plot_accuracy_vs_time({})

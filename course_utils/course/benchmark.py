@@ -14,7 +14,7 @@ profile and protocol, the cell reads them instead of recomputing, and its row sa
 <device>" or "computed now"). Rows aggregate seeds with ``summary.summarise``; each carries the paper's number
 (``papers.reported``, None where the paper has none) and the gain over the random real subset of the same dataset,
 IPC and protocol (``gain``): the fair measure, since augmentation, soft labels or a longer evaluation lift a random
-subset as much as a distilled set.
+subset as much as a distilled set. ``gain_interval`` puts a bootstrap interval on it from the networks' accuracies.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+import torch
 
 from .. import methods
 from ..core import repro, tables
@@ -43,6 +45,8 @@ __all__ = [
     "run_cell",
     "run_grid",
     "add_gains",
+    "network_accuracies",
+    "gain_interval",
     "markdown",
     "time_points",
 ]
@@ -164,6 +168,7 @@ class Row:
     source: str  # "computed now" or "recorded on <device>"
     paper: papers.Reported | None = None
     gain: float | None = None  # mean − the random subset's mean (same dataset, IPC, protocol)
+    gain_ci: tuple[float, float] | None = None  # its 95 % bootstrap interval (``gain_interval``)
     synthetic: SyntheticSet | None = None  # the set, when computed now
     records: list = field(default_factory=list, repr=False)
 
@@ -289,13 +294,52 @@ def run_cell(
     return _row([results.read_record(run.record_path)], COMPUTED, run.synthetic)
 
 
+def network_accuracies(row: Row) -> list[float]:
+    """The test accuracy of every network trained on the row's set(s), over all its records (seeds, draws)."""
+    return [float(a) for r in row.records for a in (r.get("metrics") or {}).get("accuracies") or ()]
+
+
+def gain_interval(
+    accuracies: Sequence[float],
+    random_accuracies: Sequence[float],
+    *,
+    level: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of  gain = mean(accuracies) − mean(random_accuracies).
+
+    Each side is resampled with replacement from its own networks' accuracies (independent trainings),
+    ``resamples`` times, drawn from a CPU generator seeded with ``seed``; the interval runs between the
+    (1 − level)/2 and (1 + level)/2 quantiles of the resampled gains. It shows the spread over network
+    initialisations only, and with a handful of networks per side it is itself rough: two networks give three
+    distinct resampled means.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an int >= 100, got {resamples!r}")
+    sides = []
+    for name, accs in (("accuracies", accuracies), ("random_accuracies", random_accuracies)):
+        if len(accs) == 0:
+            raise ValueError(f"{name} is empty: a bootstrap needs at least one network's accuracy")
+        sides.append(torch.as_tensor(list(accs), dtype=torch.float64))
+    g = torch.Generator().manual_seed(seed)
+    means = [x[torch.randint(len(x), (resamples, len(x)), generator=g)].mean(1) for x in sides]
+    lo, hi = torch.quantile(means[0] - means[1], torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return float(lo), float(hi)
+
+
 def add_gains(rows: Sequence[Row]) -> list[Row]:
     """Set each row's ``gain``: its mean minus the random subset's of the same dataset, IPC and protocol (None when
-    that row is missing)."""
-    base = {(r.dataset, r.ipc, r.protocol): r.mean for r in rows if r.method == "random" and r.mean is not None}
+    that row is missing), and ``gain_ci``, its bootstrap interval from the networks' accuracies (None without them)."""
+    base = {(r.dataset, r.ipc, r.protocol): r for r in rows if r.method == "random" and r.mean is not None}
     for r in rows:
         ref = base.get((r.dataset, r.ipc, r.protocol))
-        r.gain = None if ref is None or r.mean is None else r.mean - ref
+        r.gain = None if ref is None or r.mean is None else r.mean - ref.mean
+        mine, theirs = network_accuracies(r), [] if ref is None else network_accuracies(ref)
+        paired = r.gain is not None and r is not ref and mine and theirs  # the random row's gain is 0 by definition
+        r.gain_ci = gain_interval(mine, theirs) if paired else None
     return list(rows)
 
 
@@ -340,9 +384,11 @@ def run_grid(
 
 
 def markdown(rows: Sequence[Row]) -> str:
-    """The benchmark table: accuracy, gain over random, the paper's number and its protocol, time, source."""
+    """The benchmark table: accuracy, gain over random with its bootstrap interval, the paper's number and its
+    protocol, time, source."""
     head = (
-        *("dataset", "method", "ipc", "accuracy (%)", "gain over random", "paper (%)", "paper's protocol"),
+        *("dataset", "method", "ipc", "accuracy (%)", "gain over random", "95 % interval", "paper (%)"),
+        "paper's protocol",
         *("distil (s)", "+ prepare (s)", "device", "scored by", "source"),
     )
     return tables.markdown_table(
@@ -351,6 +397,7 @@ def markdown(rows: Sequence[Row]) -> str:
             [
                 *(r.dataset, r.method, r.ipc, r.accuracy()),
                 tables.MISSING if r.gain is None else f"{r.gain:+.2f}",
+                tables.MISSING if r.gain_ci is None else f"[{r.gain_ci[0]:+.1f}, {r.gain_ci[1]:+.1f}]",
                 tables.MISSING if r.paper is None else r.paper.cited(),
                 tables.MISSING if r.paper is None else r.paper.protocol,
                 tables.cell(r.distill_seconds, 1),

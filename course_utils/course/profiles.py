@@ -378,7 +378,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             nas_widths=(16,),
             nas_full_per_class=100,
             nas_full_epochs=20,
-            folder_per_class=30,
+            folder_per_class=100,  # a test split of 200 images (20 %): enough to resolve the folder result
             folder_ipc=1,
             folder_steps=100,
         ),

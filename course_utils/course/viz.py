@@ -192,23 +192,34 @@ def plot_heatmap(
 def plot_accuracy_vs_time(
     points: Mapping[str, Mapping[int, tuple[float, float]]],
     *,
+    baseline: str | None = "random",
     title: str | None = None,
     xlabel: str = "seconds to make the set (log scale)",
-    floor: float = 1e-3,
 ) -> Figure:
-    """Accuracy against the time a set took, one point per method and IPC (``{method: {ipc: (seconds,
-    accuracy)}}``, numbers or 0-d tensors on any device), the IPC written beside each point, log time axis.
-    Times below ``floor`` seconds (a random draw) are drawn at ``floor``."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    markers = "osD^v<>pPhX*"
-    for i, (method, by_ipc) in enumerate(points.items()):
-        ipcs = sorted(by_ipc)
-        secs = [max(floor, s) for s in _values([by_ipc[k][0] for k in ipcs])]
-        accs = _values([by_ipc[k][1] for k in ipcs])
-        ax.plot(secs, accs, marker=markers[i % len(markers)], ls=":", lw=0.8, label=method)
-        for ipc, x, y in zip(ipcs, secs, accs):
-            ax.annotate(str(ipc), (x, y), textcoords="offset points", xytext=(4, 2), fontsize=7)
-    ax.set_xscale("log")
-    fig = _finish(fig, ax, xlabel, "test accuracy (%)", title)
-    ax.legend(fontsize=7, ncol=2)
+    """Accuracy against the time a set took (``{method: {ipc: (seconds, accuracy)}}``, numbers or 0-d tensors on any
+    device): one panel per IPC, one labelled point per method, a log time axis. The ``baseline`` method (a random
+    subset, which takes no time to draw) is a horizontal line in each panel, not a point at an invented time."""
+    ipcs = sorted({ipc for by_ipc in points.values() for ipc in by_ipc})
+    if not ipcs:
+        raise ValueError("no points to plot: points maps no method to any IPC")
+    fig, axes = plt.subplots(1, len(ipcs), figsize=(4.2 * len(ipcs) + 0.6, 3.8), squeeze=False, sharey=True)
+    for ax, ipc in zip(axes[0], ipcs):
+        named = {m: by_ipc[ipc] for m, by_ipc in points.items() if ipc in by_ipc and m != baseline}
+        secs = _values([s for s, _ in named.values()])
+        accs = _values([a for _, a in named.values()])
+        ax.scatter(secs, accs, s=18, zorder=3)
+        for method, x, y in zip(named, secs, accs):
+            ax.annotate(method, (x, y), textcoords="offset points", xytext=(4, 2), fontsize=7)
+        if baseline in points and ipc in points[baseline]:
+            (acc,) = _values([points[baseline][ipc][1]])
+            ax.axhline(acc, color="gray", ls="--", lw=1, label=f"{baseline} subset (no distillation time)")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_xscale("log")
+        ax.set_title(f"IPC {ipc}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("test accuracy (%)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return fig

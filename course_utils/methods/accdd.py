@@ -93,6 +93,8 @@ __all__ = [
     "Config",
     "ModelAugmentedMatching",
     "cutmix",
+    "class_gradient_cosines",
+    "flat_class_gradients",
     "early_stage_pool",
     "pool_folder",
     "variant",
@@ -294,6 +296,34 @@ class ModelAugmentedMatching(GradientMatching):
         if self.dsa is not None:
             meta["strategy"] = self.dsa.strategy
         return SyntheticSet(self.images.detach().clone(), self.labels.clone(), None, meta)
+
+
+def flat_class_gradients(net: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+    r"""The real-data gradient of every class, all parameters flattened into one vector:  row c is
+    :math:`g_c(\theta) = \nabla_\theta\,\ell(\mathcal T_c;\theta)`, for a class-major batch (``images``
+    ``(K, n, C, H, W)``, ``labels`` ``(K, n)``). A ``(K, P)`` tensor, detached: the targets a matching step pulls the
+    synthetic gradients towards on this network."""
+    return torch.cat([g.flatten(1) for g in matching.class_gradients(net, images, labels)], dim=1)
+
+
+def class_gradient_cosines(first: nn.Module, second: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+    r"""How differently two networks ask the images to move: per class c, the cosine between their real-data gradients
+
+    .. math::  \cos_c = \frac{\langle g_c(\theta), g_c(\theta')\rangle}{\lVert g_c(\theta)\rVert\,
+               \lVert g_c(\theta')\rVert}
+
+    (``flat_class_gradients``), on the same batch for both networks, so that only the networks differ. A cosine near
+    1 means the second network gives the images the same targets as the first; model augmentation wants draws whose
+    targets differ. Returns a ``(K,)`` tensor on the images' device. The networks must share an architecture."""
+    shapes = [p.shape for p in first.parameters()], [p.shape for p in second.parameters()]
+    if shapes[0] != shapes[1]:
+        raise ValueError(
+            f"the two networks must share an architecture to compare their gradients: {len(shapes[0])} parameters "
+            f"of {sum(math.prod(s) for s in shapes[0])} numbers against {len(shapes[1])} of "
+            f"{sum(math.prod(s) for s in shapes[1])}"
+        )
+    a, b = (flat_class_gradients(net, images, labels) for net in (first, second))
+    return F.cosine_similarity(a, b, dim=1)
 
 
 def pool_folder(root: str | os.PathLike | None = None) -> Path:

@@ -45,7 +45,7 @@ class Reported:
     std: float | None
     source: str
     where: str
-    protocol: str
+    protocol: str  # a course protocol name, "dd" or "krr" (the method's own), or "unstated" (the ZEN slides)
     setting: str | None = None
     hours: float | None = None  # the distillation time the paper reports (GPU hours), where it does
 
