@@ -113,6 +113,88 @@ def test_largest_eigenvalue_by_power_iteration():
         hypergrad.largest_eigenvalue(grads, params, iterations=0)
 
 
+def _quadratic(spectrum: torch.Tensor, g: torch.Generator):
+    """½θᵀAθ with A = Q diag(spectrum) Qᵀ (Q random orthogonal), θ in two pieces; its Hessian is A."""
+    d = len(spectrum)
+    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=f64))
+    A = Q @ torch.diag(spectrum) @ Q.T
+    A = 0.5 * (A + A.T)  # exactly symmetric: eigvalsh reads one triangle
+    params = _split(torch.randn(d, generator=g, dtype=f64), [3, d - 3])
+    theta = torch.cat(params)
+    grads = torch.autograd.grad(0.5 * theta @ A @ theta, params, create_graph=True)
+    return grads, params, A
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("kind", ["positive_definite", "indefinite"])
+def test_extreme_eigenvalues_match_eigvalsh_on_quadratics(kind, seed):
+    """Both ends of the spectrum, whichever has the larger magnitude (the indefinite case alternates the sign of the
+    dominant end with the seed); the ends are kept 0.5 from the interior so that 500 iterations converge."""
+    g = torch.Generator().manual_seed(seed)
+    d = 8
+
+    def uniform(lo, hi, n=1):
+        return lo + (hi - lo) * torch.rand(n, generator=g, dtype=f64)
+
+    low = uniform(0.2, 1.0) if kind == "positive_definite" else -uniform(1.0, 3.0)
+    high = uniform(5.0, 10.0)
+    spectrum = torch.cat([low, uniform(float(low) + 0.5, float(high) - 0.5, d - 2), high])
+    if kind == "indefinite" and seed % 2:
+        spectrum = -spectrum  # the dominant end is the negative one
+    grads, params, A = _quadratic(spectrum, g)
+    exact = torch.linalg.eigvalsh(A)
+    if kind == "indefinite":
+        assert exact[0] < 0 < exact[-1]
+    else:
+        assert exact[0] > 0
+
+    def run():
+        return hypergrad.extreme_eigenvalues(
+            grads, params, iterations=500, generator=torch.Generator().manual_seed(seed)
+        )
+
+    lo, hi = run()
+    assert lo == pytest.approx(exact[0].item(), rel=1e-3) and hi == pytest.approx(exact[-1].item(), rel=1e-3)
+    assert run() == (lo, hi), "same generator seed: the same estimate"
+    assert all(p.grad is None for p in params)
+
+
+def test_extreme_eigenvalues_of_a_small_networks_loss_match_its_explicit_hessian():
+    """A 3-5-3 tanh MLP's cross-entropy at its random initialisation (float64): an indefinite Hessian."""
+    from torch.func import functional_call
+
+    g = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).to(f64)
+    X = torch.randn(20, 3, generator=g, dtype=f64)
+    y = torch.randint(3, (20,), generator=g)
+    names, params = zip(*net.named_parameters())
+
+    def loss_of(flat):  # the same loss as a function of one flat parameter vector
+        pieces = torch.split(flat, [p.numel() for p in params])
+        weights = {n: t.reshape(p.shape) for n, t, p in zip(names, pieces, params)}
+        return F.cross_entropy(functional_call(net, weights, (X,)), y)
+
+    H = torch.autograd.functional.hessian(loss_of, torch.cat([p.detach().flatten() for p in params]))
+    exact = torch.linalg.eigvalsh(H)
+    assert exact[0] < 0 < exact[-1]
+    grads = torch.autograd.grad(F.cross_entropy(net(X), y), params, create_graph=True)
+    lo, hi = hypergrad.extreme_eigenvalues(grads, params, iterations=1000, generator=torch.Generator().manual_seed(1))
+    assert lo == pytest.approx(exact[0].item(), rel=1e-3) and hi == pytest.approx(exact[-1].item(), rel=1e-3)
+    # the largest magnitude alone is one end only
+    lam = hypergrad.largest_eigenvalue(grads, params, iterations=1000, generator=torch.Generator().manual_seed(1))
+    assert lam == pytest.approx(max(exact, key=abs).item(), rel=1e-3)
+
+
+def test_extreme_eigenvalues_check_their_arguments():
+    grads, params, _, _ = _ridge_system()
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        hypergrad.extreme_eigenvalues(grads, params, generator=None)
+    with pytest.raises(ValueError, match="iterations must be an integer >= 1, got 0"):
+        hypergrad.extreme_eigenvalues(grads, params, iterations=0, generator=torch.Generator())
+
+
 def test_cg_solves_hessian_system_within_dim_iterations():
     grads, params, v, H = _ridge_system(seed=1)
     x = cg_inverse_hvp(grads, params, torch.split(v, [3, 2]), iterations=v.numel())

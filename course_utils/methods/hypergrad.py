@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -44,6 +44,7 @@ __all__ = [
     "NeumannDivergenceWarning",
     "hvp",
     "largest_eigenvalue",
+    "extreme_eigenvalues",
     "neumann_inverse_hvp",
     "cg_inverse_hvp",
     "implicit_hypergradient",
@@ -157,6 +158,28 @@ def _check_series(last_sq: float, first_sq: float, terms: int, alpha: float) -> 
         )
 
 
+def _random_vector(params: tuple, generator: torch.Generator) -> tuple[Tensor, ...]:
+    """N(0, 1) entries shaped like ``params``, drawn on ``generator``'s device (the CPU, by the course's convention)
+    and moved to each parameter's device and dtype: a CPU and a GPU run start from the same vector."""
+    return tuple(torch.randn(t.shape, generator=generator, device=generator.device).to(t) for t in params)
+
+
+def _power_iteration(apply: Callable[[tuple], tuple], u: tuple, iterations: int) -> float:
+    r"""The Rayleigh quotient :math:`u^\top Mu` after ``iterations`` steps :math:`u \leftarrow Mu/\lVert Mu\rVert`
+    (:math:`M` symmetric, given by ``apply``): the eigenvalue of :math:`M` of largest magnitude. 0 when :math:`Mu`
+    vanishes (then :math:`u` is in the null space: :math:`M` has eigenvalue 0)."""
+    value = 0.0
+    for _ in range(iterations):
+        norm = torch.sqrt(_dot(u, u))
+        if norm == 0:
+            return 0.0
+        u = tuple(x / norm for x in u)
+        mu = apply(u)
+        value = float(_dot(u, mu))
+        u = mu
+    return value
+
+
 def largest_eigenvalue(
     loss_grad: Sequence[Tensor],
     params: Sequence[Tensor],
@@ -171,17 +194,40 @@ def largest_eigenvalue(
     params = _tensors("params", params)
     loss_grad = _like("loss_grad", loss_grad, params, allow_none=True)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    u = tuple(torch.randn(t.shape, generator=gen, device=gen.device).to(t) for t in params)
-    value = 0.0
-    for _ in range(iterations):
-        norm = torch.sqrt(_dot(u, u))
-        if norm == 0:
-            return 0.0
-        u = tuple(x / norm for x in u)
-        hu = _vjp(loss_grad, params, u)
-        value = float(_dot(u, hu))
-        u = hu
-    return value
+    return _power_iteration(lambda u: _vjp(loss_grad, params, u), _random_vector(params, gen), iterations)
+
+
+def extreme_eigenvalues(
+    loss_grad: Sequence[Tensor],
+    params: Sequence[Tensor],
+    *,
+    iterations: int = 100,
+    generator: torch.Generator,
+) -> tuple[float, float]:
+    r""":math:`(\lambda_{\min}, \lambda_{\max})` of the Hessian :math:`H` whose gradient ``loss_grad`` is (from
+    ``torch.autograd.grad(L, params, create_graph=True)``), from Hessian-vector products only.
+
+    Power iteration on :math:`H` gives the eigenvalue of largest magnitude :math:`\lambda_a` (one end of the
+    spectrum). The eigenvalues of :math:`H - \lambda_a I` are :math:`\lambda_i - \lambda_a`; the one of largest
+    magnitude, :math:`\mu`, belongs to the eigenvalue farthest from :math:`\lambda_a`, the other end, so power
+    iteration on :math:`H - \lambda_a I` gives it as :math:`\lambda_b = \mu + \lambda_a`; return
+    :math:`(\min(\lambda_a,\lambda_b), \max(\lambda_a,\lambda_b))`. Each power iteration makes ``iterations``
+    Hessian-vector products from its own random start drawn from ``generator`` (a CPU generator; the vectors are
+    moved to the parameters' device). The error of each falls like :math:`|\lambda'/\lambda|^{2k}` in the ratio
+    of its two largest magnitudes: slow when an end is not separated (e.g. :math:`\lambda_{\min} \approx
+    -\lambda_{\max}`, where the first iteration cannot pick a side)."""
+    validate.positive_int("iterations", iterations)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator (on the CPU), got {type(generator).__name__}")
+    params = _tensors("params", params)
+    loss_grad = _like("loss_grad", loss_grad, params, allow_none=True)
+    lam_a = _power_iteration(lambda u: _vjp(loss_grad, params, u), _random_vector(params, generator), iterations)
+
+    def shifted(u: tuple) -> tuple:  # (H − λ_a I) u
+        return tuple(h - lam_a * x for h, x in zip(_vjp(loss_grad, params, u), u))
+
+    lam_b = _power_iteration(shifted, _random_vector(params, generator), iterations) + lam_a
+    return min(lam_a, lam_b), max(lam_a, lam_b)
 
 
 def cg_inverse_hvp(
