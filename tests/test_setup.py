@@ -104,3 +104,23 @@ def test_load_data_draws_a_notebooks_training_subset(data_root):
     assert train.zca is None
     fashion = course.setup(namespace(dataset="fashion_mnist", device="cpu"), notebook="06").load_data("fashion_mnist")
     assert fashion[0].name == "fashion_mnist" and len(fashion[0]) == 3000
+
+
+def test_validation_holds_training_images_the_notebook_does_not_learn_from(data_root):
+    cfg = course.setup(namespace(device="cpu"), notebook="06_zen_cross_architecture")
+    train, test = cfg.load_data()
+    again, val, test2 = cfg.load_data(validation_per_class=30)
+    assert torch.equal(again.images, train.images) and torch.equal(test2.images, test.images)  # the subset is kept
+    assert val.role == "validation" and torch.bincount(val.labels, minlength=10).tolist() == [30] * 10
+
+    def rows(s):
+        return {bytes(x.numpy().tobytes()) for x in s.images}
+
+    assert not rows(val) & rows(train), "a validation image is one the notebook learns from"
+    assert not rows(val) & rows(test), "a validation image is a test image"
+    assert torch.equal(cfg.load_data(validation_per_class=30)[1].images, val.images)  # the same split every time
+    other = course.setup(namespace(seed=3, device="cpu"), notebook="06").load_data(validation_per_class=30)[1]
+    assert not torch.equal(other.images, val.images)  # drawn from the notebook's seed
+    # a notebook that learns from the whole training set gives up the validation images
+    whole, held, _ = course.setup(namespace(device="cpu"), notebook="04").load_data(validation_per_class=30)
+    assert len(whole) == 60000 - 300 and held.role == "validation" and not rows(held) & rows(whole.subset(range(3000)))

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import torch
+
 from ..core import repro
-from ..data import datasets
+from ..data import datasets, splits
 from ..data.datasets import ImageSet
 from . import config, profiles
 
@@ -29,15 +31,38 @@ class NotebookSettings(config.Settings):
 
     generator: Any = None
 
-    def load_data(self, dataset: str | None = None) -> tuple[ImageSet, ImageSet]:
-        """``(train, test)`` of ``dataset`` (default: the notebook's), both on the device.
+    def load_data(self, dataset: str | None = None, *, validation_per_class: int | None = None) -> tuple[ImageSet, ...]:
+        """``(train, test)`` of ``dataset`` (default: the notebook's), both on the device; with
+        ``validation_per_class``, ``(train, validation, test)``.
 
         ``train`` is what the notebook learns from: the whole training set, or where the notebook has one
         (``profiles.DATA``), its class-balanced subset of ``train_per_class`` images per class, drawn from the run
         generator ``(seed, stream, dataset, "subset")`` (ZCA-whitened first where the notebook whitens: its ``zca``
         setting, None meaning CIFAR only). ``test`` is what accuracy is measured on: ``test_per_class`` images per
         class drawn from ``repro.make_generator(0)`` (the same images for every seed), or the whole test set.
+        ``validation`` (role ``"validation"``) is what the notebook's choices are made on: ``validation_per_class``
+        training images per class that ``train`` does not hold (``splits.carve_validation``, seeded by the notebook's
+        seed): taken from the training images outside the subset, or, where the notebook learns from the whole
+        training set, set aside from it (``train`` is then the rest). Never a test image.
         """
+        name, full, test, picked = self._split(dataset)
+        how = profiles.DATA[self.notebook]
+        if how["test_subset"] and self.test_per_class is not None:
+            test = test.balanced_subset(self.test_per_class, repro.make_generator(0))
+        train = full if picked is None else full.subset(picked)
+        if validation_per_class is None:
+            return train.to(self.device), test.to(self.device)
+        if picked is None:
+            train, held = splits.carve_validation(full, validation_per_class, self.seed)
+        else:
+            rest = torch.ones(len(full), dtype=torch.bool, device=full.device)
+            rest[picked] = False
+            _, held = splits.carve_validation(full.subset(rest.nonzero().flatten()), validation_per_class, self.seed)
+        return train.to(self.device), held.to(self.device), test.to(self.device)
+
+    def _split(self, dataset: str | None) -> tuple[str, ImageSet, ImageSet, torch.Tensor | None]:
+        """The dataset's name, its (whitened where the notebook whitens) training and test sets, and the positions
+        of the notebook's training subset in the training set (None: the whole set)."""
         name = self.dataset if dataset is None else dataset
         how = profiles.DATA[self.notebook]
         train, test = datasets.load(name)
@@ -46,11 +71,10 @@ class NotebookSettings(config.Settings):
             if whiten if whiten is not None else name.startswith("cifar"):  # the paper whitens CIFAR
                 train, test = datasets.whiten(train, test)
         per_class = self[how["train_per_class"]] if how.get("train_per_class") else None
-        if per_class is not None:
-            train = train.balanced_subset(per_class, repro.run_generator(self.seed, how["stream"], name, "subset"))
-        if how["test_subset"] and self.test_per_class is not None:
-            test = test.balanced_subset(self.test_per_class, repro.make_generator(0))
-        return train.to(self.device), test.to(self.device)
+        if per_class is None:
+            return name, train, test, None
+        picked = train.sample_balanced(per_class, repro.run_generator(self.seed, how["stream"], name, "subset"))
+        return name, train, test, picked
 
 
 def notebook_name(notebook: str) -> str:
