@@ -76,11 +76,19 @@ def test_record_then_replay_and_refuse_other_settings(tmp_path):
     replayed = _execute(
         tmp_path,
         "student",
-        [SETUP.replace("SEED", "0"), LONG.format(flag=" --recorded  # delete to compute"), "print(table, curve)"],
+        [
+            SETUP.replace("SEED", "0"),
+            LONG.format(flag=" --recorded  # delete to compute"),
+            "print(table, curve)",
+            LONG.format(flag=" --recorded  # delete to compute"),
+        ],
         {replay.RECORDED_ENV: str(records)},
     )
+    again = _text(replayed[3])  # a later replayed cell names its source only: the explanation is said once
+    assert "[recorded result of `demo`" in again and "delete `--recorded`" not in again
     text = _text(replayed[1])
     assert "computed {'acc': 91.5, 'seed': 0}" in text and "[recorded result of `demo`" in text
+    assert "delete `--recorded` in the cell's first line" in text  # the first replayed cell says how to compute it
     assert any(o["output_type"] == "display_data" and "image/png" in o["data"] for o in replayed[1]["outputs"])
     assert "{'acc': 91.5, 'seed': 0} [1, 2, 3]" in _text(replayed[2])
 

@@ -293,6 +293,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             table_epochs=300,
             table_models=1,
             cost_inner_steps=(1, 5, 10, 20),
+            validation_per_class=100,
         ),
         standard=dict(
             ipcs=(1, 10),
@@ -310,6 +311,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             table_epochs=1000,
             table_models=3,
             cost_inner_steps=(1, 5, 10, 20, 30, 50),
+            validation_per_class=500,
         ),
         zen_iterations=1000,
         table_models=5,

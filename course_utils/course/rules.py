@@ -181,6 +181,7 @@ RULES: dict[str, Rule] = {
     "table_epochs": _positive,
     "table_models": _positive,
     "cost_inner_steps": _positive_list,
+    "validation_per_class": _positive,
     # 07
     "snapshots": _positive_list,
     # 08

@@ -118,12 +118,26 @@ def _show(record: dict) -> None:
         publish_display_data(data, metadata)
 
 
+_explained = False  # whether this kernel has said once what a recorded result is
+
+
 def _provenance_line(record: dict) -> str:
+    """Where a replayed result comes from; the first replayed cell of a session also says, once, what that means and
+    how to compute it instead."""
+    global _explained
     p = record["provenance"]
-    return (
+    line = (
         f"[recorded result of `{record['name']}`: computed in {p['seconds']:.0f} s on {p['device_name']} "
-        f"({p['device']}, torch {p['torch']}, {p['date'][:10]}, commit {p['commit'] or 'unknown'}); "
-        "delete --recorded in the cell's first line to compute it yourself]"
+        f"({p['device']}, torch {p['torch']}, {p['date'][:10]}, commit {p['commit'] or 'unknown'})]"
+    )
+    if _explained:
+        return line
+    _explained = True
+    return (
+        f"{line}\nThis cell takes long to compute, so what it printed and drew above was loaded from a recording of it, "
+        "made with the same code and the same parameters. To compute it on your machine, delete `--recorded` in the "
+        "cell's first line and run the cell again. Every cell whose output ends with a line like the first one was "
+        "loaded this way."
     )
 
 
