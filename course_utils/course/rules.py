@@ -183,6 +183,7 @@ RULES: dict[str, Rule] = {
     "cost_inner_steps": _positive_list,
     # 07
     "snapshots": _positive_list,
+    "curve_models": _positive,
     # 08
     "datasets": _datasets_or_none,
     "methods": _methods,
