@@ -74,3 +74,19 @@ def test_cross_architecture_table_helpers():
 
     with pytest.raises(ValueError, match="no cell for"):
         experiment.cross_architecture_grid({("a", "x"): 1.0, ("b", "y"): 2.0})
+
+
+def test_record_set_records_a_set_made_elsewhere_as_run_method_does(mnist, tmp_path, monkeypatch, tiny_cfg):
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
+    train, test = mnist
+    test = test.balanced_subset(5, torch.Generator().manual_seed(0))
+    made = experiment.run_method("random", train, test, 1, cfg=tiny_cfg, experiment="exp", draws=1)
+    again = experiment.record_set("random", made.synthetic, test, cfg=tiny_cfg, experiment="exp", seconds=2.0)
+    assert again.result.accuracies == made.result.accuracies  # the same protocol, networks and seed
+    given = experiment.record_set(
+        "random", made.synthetic, test, cfg=tiny_cfg, experiment="exp", variant="v", result=made.result
+    )
+    first, second = (results.read_record(r.record_path) for r in (made, given))
+    assert second["params"]["variant"] == "v" and second["params"]["eval"] == first["params"]["eval"]
+    assert second["metrics"] == first["metrics"] and set(second["timings_s"]) == set(first["timings_s"])
+    assert results.read_record(again.record_path)["timings_s"]["distill"] == 2.0

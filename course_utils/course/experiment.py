@@ -38,6 +38,7 @@ __all__ = [
     "eval_kwargs",
     "distill_model",
     "run_method",
+    "record_set",
     "run_full_data",
     "save_set",
     "save_result",
@@ -148,23 +149,92 @@ def run_method(
     result = _merge(evals)
     path = None
     if save:
-        evaluation = {"model": kwargs["model"].spec(), "num_models": kwargs["num_models"]}
-        path = save_set(
+        path = _record(
             experiment,
             method,
             sets[0],
+            result,
+            evals,
             cfg=cfg,
             seconds=distill_seconds,
-            params={"variant": variant, "draws": draws, "eval": evaluation, "test_images": len(test_set)},
-            result=result,
-            metrics_extra={"draw_means": [r.mean for r in evals]} if draws > 1 else {},
-            timings={
-                "evaluate_train": sum(result.train_seconds),
-                "evaluate_test": sum(result.test_seconds),
-                **dict(extra_timings or {}),
-            },
+            variant=variant,
+            num_models=kwargs["num_models"],
+            test_images=len(test_set),
+            extra_timings=extra_timings,
         )
     return MethodRun(method, ipc, sets[0], result, distill_seconds, path, evals)
+
+
+def _record(
+    experiment: str,
+    method: str,
+    syn: SyntheticSet,
+    result: training.EvalResult,
+    evals: list[training.EvalResult],
+    *,
+    cfg: Mapping[str, Any],
+    seconds: float,
+    variant: str,
+    num_models: int,
+    test_images: int,
+    extra_timings: Mapping[str, float] | None,
+) -> Path:
+    """The record of a run (``run_method``'s and ``record_set``'s): the set, its evaluation, every draw's mean."""
+    evaluation = {"model": distill_model(cfg).spec(), "num_models": num_models}
+    return save_set(
+        experiment,
+        method,
+        syn,
+        cfg=cfg,
+        seconds=seconds,
+        params={"variant": variant, "draws": len(evals), "eval": evaluation, "test_images": test_images},
+        result=result,
+        metrics_extra={"draw_means": [r.mean for r in evals]} if len(evals) > 1 else {},
+        timings={
+            "evaluate_train": sum(result.train_seconds),
+            "evaluate_test": sum(result.test_seconds),
+            **dict(extra_timings or {}),
+        },
+    )
+
+
+def record_set(
+    method: str,
+    syn: SyntheticSet,
+    test_set: ImageSet,
+    *,
+    cfg: Mapping[str, Any],
+    experiment: str,
+    variant: str = "",
+    result: training.EvalResult | None = None,
+    seconds: float | None = None,
+    save: bool = True,
+    extra_timings: Mapping[str, float] | None = None,
+) -> MethodRun:
+    """``run_method`` for a set distilled elsewhere (e.g. by ``loop.run_interleaved``): evaluate it under the
+    profile's protocol (or take ``result``, an evaluation of this very set already made, e.g. the last point of a
+    curve) and write the same record. ``seconds``: its distillation time (default: the set's ``meta["seconds"]``)."""
+    methods.info(method)
+    kwargs = eval_kwargs(cfg, method, syn.meta.get("dataset", test_set.name))
+    if result is None:
+        result = training.evaluate_set(syn, test_set, **kwargs)
+    seconds = float(syn.meta.get("seconds", 0.0)) if seconds is None else float(seconds)
+    path = None
+    if save:
+        path = _record(
+            experiment,
+            method,
+            syn,
+            result,
+            [result],
+            cfg=cfg,
+            seconds=seconds,
+            variant=variant,
+            num_models=len(result.accuracies),
+            test_images=len(test_set),
+            extra_timings=extra_timings,
+        )
+    return MethodRun(method, syn.ipc, syn, result, seconds, path, [result])
 
 
 def results_table(runs: Mapping[tuple[str, int], MethodRun], dataset: str) -> str:

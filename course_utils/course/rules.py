@@ -184,6 +184,7 @@ RULES: dict[str, Rule] = {
     "validation_per_class": _positive,
     # 07
     "snapshots": _positive_list,
+    "curve_models": _positive,
     # 08
     "datasets": _datasets_or_none,
     "methods": _methods,

@@ -64,7 +64,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 import torch.nn as nn
@@ -99,6 +99,7 @@ __all__ = [
     "pool_folder",
     "variant",
     "distill",
+    "distill_interleaved",
 ]
 
 #: What a run's sampler is, as the set's meta records it: (a) fresh random networks, (b) early-stage networks as
@@ -417,6 +418,36 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
         )
     perturbation = {"perturb": config.perturb, "magnitude": config.magnitude, "directions": config.directions}
     return METHOD.run(ModelAugmentedMatching, config, train_set, ipc, generator, model, callback, **perturbation)
+
+
+def distill_interleaved(
+    train_set: ImageSet,
+    ipc: int,
+    models: Mapping[str, Any],
+    *,
+    generators: Mapping[str, Generator],
+    callback: Callable[[str, loop.StepEvent], None] | None = None,
+    **hparams,
+) -> dict[str, SyntheticSet]:
+    """Several Acc-DD runs with the same hyperparameters and different ``model=`` (``{name: model}``, read as
+    ``distill`` reads it; None is not accepted: build the pool first), interleaved by ``loop.run_interleaved``: one
+    outer iteration of each in turn, so that their per-iteration seconds are measured alternately and a drifting
+    machine slows them alike. Each run's set is bit-identical to ``distill(train_set, ipc,
+    generator=generators[name], model=models[name], **hparams)``. ``callback(name, event)`` after every iteration."""
+    config = parse("accdd", Config, hparams).resolved(train_set.name)
+    validate.ipc(ipc, train_set)
+    if any(model is None for model in models.values()):
+        raise ValueError(
+            "distill_interleaved needs every model= given (a pool, a sampler, a name): build the pool first"
+        )
+    perturbation = {"perturb": config.perturb, "magnitude": config.magnitude, "directions": config.directions}
+    runs = {
+        name: (ModelAugmentedMatching, {"sampler": METHOD.sampler(model, train_set=train_set, **perturbation)})
+        for name, model in models.items()
+    }
+    return loop.run_interleaved(
+        runs, train_set, ipc, generators=generators, configs={name: config for name in models}, callback=callback
+    )
 
 
 def prepare(p: Preparation) -> tuple[dict, float]:

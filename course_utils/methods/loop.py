@@ -16,6 +16,10 @@ that returns its loss. ``run`` owns what every method needs:
   ``step``, ``steps``, ``loss``, per-method ``metrics``, elapsed ``seconds``, current ``images``);
 - **history and timing**: ``meta["history"]`` ({"loss": [...], one list per metric}), ``meta["seconds"]``
   (distillation time, resumed parts included), ``meta["hparams"]`` and ``meta["model"]`` in the returned set.
+
+``run_interleaved`` runs several distillations round-robin, one outer step of each in turn, each exactly as ``run``
+would (its own generator: bit-identical images), so that their per-step seconds are measured alternately and a
+machine whose speed drifts slows all of them alike.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ __all__ = [
     "NonFiniteError",
     "check_finite",
     "run",
+    "run_interleaved",
     "one_shot",
     "checkpoint_path",
 ]
@@ -248,6 +253,116 @@ def checkpoint_path(method: str, dataset: str, ipc: int, identity: Mapping[str, 
     return output_dir() / "checkpoints" / method / f"{dataset}_ipc{ipc}_{checkpoint.identity_hash(identity)}.pt"
 
 
+class _Run:
+    """One run between its outer steps: what ``run`` and ``run_interleaved`` share (construction, resume, one step
+    with its timing, history, callback and checkpoint, the result)."""
+
+    def __init__(
+        self,
+        distiller: type[Distiller],
+        train_set: ImageSet,
+        ipc: int,
+        generator: torch.Generator,
+        config: hparams.LoopConfig,
+        callback: Callable[[StepEvent], None] | None,
+        state: Mapping[str, Any],
+    ):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable (it receives a loop.StepEvent), got {type(callback).__name__}")
+        start = repro.generator_fingerprint(generator)
+        self.distiller = distiller(train_set, ipc, generator=generator, config=config, **state)
+        self.method, self.spec = self.distiller.method, self.distiller.spec()
+        self.train_set, self.ipc, self.generator, self.config, self.callback = (
+            train_set,
+            ipc,
+            generator,
+            config,
+            callback,
+        )
+        self.path = None
+        self.identity: dict[str, Any] = {}
+        if config.checkpoint is not None:
+            self.identity = {
+                "method": self.method,
+                "hparams": hparams.identity_fields(config),
+                "ipc": ipc,
+                "dataset": train_set.name,
+                "data": train_set.fingerprint(),
+                **dict(self.spec),
+                "generator": start,
+                "version": __version__,
+            }
+            self.path = (
+                checkpoint_path(self.method, train_set.name, ipc, self.identity)
+                if config.checkpoint is True
+                else Path(config.checkpoint)
+            )
+        self.progress = _Progress()
+        saved = checkpoint.load(self.path, self.identity)
+        if saved is not None:
+            if saved["step"] > config.steps:
+                raise checkpoint.CheckpointError(
+                    f"checkpoint {self.path} holds step {saved['step']} of this run, beyond steps={config.steps}: "
+                    f"pass steps >= {saved['step']} to continue it (a run is continued, never shortened), or "
+                    "another path"
+                )
+            self.distiller.load_state_dict(saved["distiller"])
+            generator.set_state(saved["generator"])
+            self.progress = _Progress(saved["step"], saved["seconds"], saved["history"])
+        self.saved = self.progress.step if saved is not None else None
+
+    @property
+    def done(self) -> bool:
+        return self.progress.step >= self.config.steps
+
+    def result(self) -> SyntheticSet:
+        syn = self.distiller.synthetic_set()
+        return _describe(syn, self.method, self.train_set, self.ipc, self.config, self.spec, self.progress)
+
+    def advance(self) -> StepEvent:
+        """Run the next outer step (timed on its own), record it, call the callback, checkpoint; its event."""
+        config, progress, distiller = self.config, self.progress, self.distiller
+        k = progress.step + 1
+        t0 = time.perf_counter()
+        try:
+            loss, metrics = distiller.step(k)
+        except NonFiniteError as err:
+            kept = f"; the checkpoint {self.path} holds step {self.saved}" if self.saved is not None else ""
+            raise DivergenceError(
+                f"{self.method} diverged at step {k}/{config.steps}: {err.where} became {err.value}. Likely cause: "
+                f"{distiller.divergence_hint}. The set after step {k - 1} (the last good one) is in "
+                f"err.synthetic{kept}",
+                method=self.method,
+                step=k,
+                synthetic=self.result(),
+                path=self.path,
+            ) from None
+        progress.seconds += time.perf_counter() - t0
+        progress.step = k
+        progress.history["loss"].append(float(loss))
+        for key, value in metrics.items():
+            progress.history.setdefault(key, []).append(float(value))
+        event = StepEvent(
+            self.method, k, config.steps, float(loss), dict(metrics), progress.seconds, distiller.current_images()
+        )
+        if self.callback is not None:
+            self.callback(event)
+        if self.path is not None and (k % config.checkpoint_every == 0 or k == config.steps):
+            checkpoint.save(
+                self.path,
+                self.identity,
+                {
+                    "step": k,
+                    "seconds": progress.seconds,
+                    "history": progress.history,
+                    "generator": self.generator.get_state(),
+                    "distiller": distiller.state_dict(),
+                },
+            )
+            self.saved = k
+        return event
+
+
 def run(
     distiller: type[Distiller],
     train_set: ImageSet,
@@ -265,91 +380,50 @@ def run(
     ...); its ``method`` names the run and its ``spec()`` describes the networks (``{"model": sampler.spec()}`` or
     ``{"feature_map": ...}``).
     """
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable (it receives a loop.StepEvent), got {type(callback).__name__}")
-    start = repro.generator_fingerprint(generator)
-    distiller = distiller(train_set, ipc, generator=generator, config=config, **state)
-    method, spec = distiller.method, distiller.spec()
-    path = None
-    identity: dict[str, Any] = {}
-    if config.checkpoint is not None:
-        identity = {
-            "method": method,
-            "hparams": hparams.identity_fields(config),
-            "ipc": ipc,
-            "dataset": train_set.name,
-            "data": train_set.fingerprint(),
-            **dict(spec),
-            "generator": start,
-            "version": __version__,
-        }
-        path = (
-            checkpoint_path(method, train_set.name, ipc, identity)
-            if config.checkpoint is True
-            else Path(config.checkpoint)
-        )
-    progress = _Progress()
-    state = checkpoint.load(path, identity)
-    if state is not None:
-        if state["step"] > config.steps:
-            raise checkpoint.CheckpointError(
-                f"checkpoint {path} holds step {state['step']} of this run, beyond steps={config.steps}: pass "
-                f"steps >= {state['step']} to continue it (a run is continued, never shortened), or another path"
-            )
-        distiller.load_state_dict(state["distiller"])
-        generator.set_state(state["generator"])
-        progress = _Progress(state["step"], state["seconds"], state["history"])
-
-    def result() -> SyntheticSet:
-        return _describe(distiller.synthetic_set(), method, train_set, ipc, config, spec, progress)
-
-    saved = progress.step if state is not None else None
-    with progress_bar(total=config.steps, desc=f"{method} ipc {ipc}") as bar:
-        bar.update(progress.step)
-        for k in range(progress.step + 1, config.steps + 1):
-            t0 = time.perf_counter()
-            try:
-                loss, metrics = distiller.step(k)
-            except NonFiniteError as err:
-                kept = f"; the checkpoint {path} holds step {saved}" if saved is not None else ""
-                raise DivergenceError(
-                    f"{method} diverged at step {k}/{config.steps}: {err.where} became {err.value}. Likely cause: "
-                    f"{distiller.divergence_hint}. The set after step {k - 1} (the last good one) is in "
-                    f"err.synthetic{kept}",
-                    method=method,
-                    step=k,
-                    synthetic=result(),
-                    path=path,
-                ) from None
-            progress.seconds += time.perf_counter() - t0
-            progress.step = k
+    one = _Run(distiller, train_set, ipc, generator, config, callback, state)
+    with progress_bar(total=config.steps, desc=f"{one.method} ipc {ipc}") as bar:
+        bar.update(one.progress.step)
+        while not one.done:
+            one.advance()
             bar.update(1)
-            progress.history["loss"].append(float(loss))
-            for key, value in metrics.items():
-                progress.history.setdefault(key, []).append(float(value))
-            if callback is not None:
-                callback(
-                    StepEvent(
-                        method,
-                        k,
-                        config.steps,
-                        float(loss),
-                        dict(metrics),
-                        progress.seconds,
-                        distiller.current_images(),
-                    )
-                )
-            if path is not None and (k % config.checkpoint_every == 0 or k == config.steps):
-                checkpoint.save(
-                    path,
-                    identity,
-                    {
-                        "step": k,
-                        "seconds": progress.seconds,
-                        "history": progress.history,
-                        "generator": generator.get_state(),
-                        "distiller": distiller.state_dict(),
-                    },
-                )
-                saved = k
-    return result()
+    return one.result()
+
+
+def run_interleaved(
+    runs: Mapping[str, tuple[type[Distiller], Mapping[str, Any]]],
+    train_set: ImageSet,
+    ipc: int,
+    *,
+    generators: Mapping[str, torch.Generator],
+    configs: Mapping[str, hparams.LoopConfig],
+    callback: Callable[[str, StepEvent], None] | None = None,
+) -> dict[str, SyntheticSet]:
+    """Several runs on the same data, round-robin: one outer step of each in turn (in ``runs``' order), until every
+    one has done its ``configs[name].steps``; ``{name: its set}``.
+
+    ``runs``: ``{name: (distiller class, its own keyword arguments, e.g. {"sampler": ...})}``; each run has its own
+    generator (``generators[name]``) and config (``configs[name]``), so it gives bit-identical images to
+    ``run(distiller, train_set, ipc, generator=generators[name], config=configs[name], **kwargs)`` alone (and resumes
+    from its own checkpoint the same way). What interleaving buys is the timing: every step is timed on its own
+    (``StepEvent.seconds``, ``meta["seconds"]``), and the runs' steps alternate, so a machine whose speed drifts
+    (other jobs, clock scaling, a warming cache) slows all of them alike instead of the one that happened to run
+    last. ``callback(name, event)`` after every step of every run.
+    """
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (name, loop.StepEvent), got {type(callback).__name__}")
+    missing = [name for name in runs if name not in generators or name not in configs]
+    if missing:
+        raise ValueError(f"every run needs its own generator and config: none given for {missing}")
+    state: dict[str, _Run] = {}
+    for name, (distiller, kwargs) in runs.items():
+        own = None if callback is None else (lambda event, name=name: callback(name, event))
+        state[name] = _Run(distiller, train_set, ipc, generators[name], configs[name], own, dict(kwargs))
+    total = sum(configs[name].steps for name in runs)
+    with progress_bar(total=total, desc=f"{len(runs)} runs interleaved, ipc {ipc}") as bar:
+        bar.update(sum(one.progress.step for one in state.values()))
+        while not all(one.done for one in state.values()):
+            for one in state.values():
+                if not one.done:
+                    one.advance()
+                    bar.update(1)
+    return {name: one.result() for name, one in state.items()}
