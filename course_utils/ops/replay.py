@@ -134,9 +134,9 @@ def _provenance_line(record: dict) -> str:
         return line
     _explained = True
     return (
-        f"{line}\nThis cell takes long to compute, so what it printed and drew above was loaded from a recording of it, "
-        "made with the same code and the same parameters. To compute it on your machine, delete `--recorded` in the "
-        "cell's first line and run the cell again. Every cell whose output ends with a line like the first one was "
+        f"{line}\nThis cell takes long to compute, so what it printed and drew above was loaded from a recording of "
+        "it, made with the same code and the same parameters. To compute it on your machine, delete `--recorded` in "
+        "the cell's first line and run the cell again. Every cell whose output ends with a line like the first one was "
         "loaded this way."
     )
 
