@@ -5,6 +5,7 @@ sign errors, wrong axes, off-by-ones, forgotten normalisations) fails them."""
 import json
 import re
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,15 @@ def _exercises():
 
 
 def _run(solution: str, tests: str) -> float:
+    """Run the solution, then the tests; a warning is an error, because a graded cell that writes to stderr scores
+    nothing under nbgrader."""
     namespace: dict = {}
-    exec(compile(solution, "<solution>", "exec"), namespace)
-    start = time.perf_counter()
-    exec(compile(tests, "<tests>", "exec"), namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("error", RuntimeWarning)
+        exec(compile(solution, "<solution>", "exec"), namespace)
+        start = time.perf_counter()
+        exec(compile(tests, "<tests>", "exec"), namespace)
     return time.perf_counter() - start
 
 
