@@ -1,0 +1,418 @@
+"""The quick profile's learning rates, chosen on validation data: ``python -m course_utils.course.tuning``.
+
+The quick profile shortens every method to seconds on a laptop CPU, and at such budgets the papers' learning rates are
+not always the right ones (notebook 03's DC takes 30 outer iterations instead of 1000). Where a quick value is a choice
+of this kind (not a paper's value kept as it is, nor a budget set by the CPU time a notebook may take), ``CHOICES``
+names it with its candidates, and :func:`tune` makes the choice the way a choice must be made:
+
+- for every candidate, distil with the notebook's quick settings (the candidate in place of the profile's value) on the
+  notebook's training images, for each dataset and IPC of the entry;
+- score each set on a validation split: ``VALIDATION_PER_CLASS`` training images per class that the distillation
+  never sees (``NotebookSettings.load_data``), never a test image;
+- choose the candidate with the best mean validation accuracy over datasets and IPCs
+  (:func:`course_utils.evaluation.choice.choose`, which refuses the test split); a candidate whose run diverges (a
+  non-finite loss) is never chosen, and the record says so.
+
+The record (``course_utils/records/choices/<notebook>.json``) holds every score, the settings the runs used, the seed, device and
+library versions. ``tests/test_tuning.py`` checks that the profile holds the value its record chose, and that the
+record was made with the profile's current settings: change a setting a choice depends on and the test asks for a
+rerun. Each candidate's score is written as soon as it is known (atomically), so an interrupted run resumes; a record
+made with other settings is refused, never mixed with new scores (``--restart`` discards it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import methods
+from ..core import atomic, repro
+from ..data.datasets import ImageSet
+from ..evaluation import choice, training
+from ..methods import accdd, bilevel, loop
+from ..nets import trajectories
+from ..records import results
+from . import config, experiment
+from .setup import NotebookSettings, notebook_name
+
+__all__ = [
+    "CHOICES",
+    "Tuned",
+    "RECORD_DIR",
+    "VALIDATION_PER_CLASS",
+    "record_path",
+    "tune",
+    "read_choice",
+    "describe",
+    "main",
+]
+
+#: Where the records are committed: package data, so that a notebook can say where its values come from wherever the
+#: package is installed.
+RECORD_DIR = Path(__file__).resolve().parents[1] / "records" / "choices"
+#: Training images per class set aside as the validation split of every choice.
+VALIDATION_PER_CLASS = 100
+FORMAT = 1
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+Distil = Callable[[NotebookSettings, ImageSet, int, Any], Any]
+
+
+def _dc(cfg: NotebookSettings, train: ImageSet, ipc: int, gen: Any) -> Any:
+    steps = cfg.ipc1_iterations if ipc == 1 else cfg.large_ipc_iterations
+    extra = {} if ipc == 1 else {"inner_loop": cfg.large_ipc_inner_loop}
+    model = experiment.distill_model(cfg)
+    return methods.distill("dc", train, ipc, generator=gen, model=model, steps=steps, **cfg.hparams("dc"), **extra)
+
+
+def _dm(cfg: NotebookSettings, train: ImageSet, ipc: int, gen: Any) -> Any:
+    model = experiment.distill_model(cfg)
+    return methods.distill("dm", train, ipc, generator=gen, model=model, steps=cfg.dm_iterations, **cfg.hparams("dm"))
+
+
+def _mtt(cfg: NotebookSettings, train: ImageSet, ipc: int, gen: Any) -> Any:
+    buffer = trajectories.train_experts(
+        train, cfg.experts, model=experiment.distill_model(cfg), epochs=cfg.expert_train_epochs, seed=cfg.seed
+    )  # stored: the same experts for every candidate (and notebook 05's, on the same images)
+    return methods.distill(
+        "mtt", train, ipc, generator=gen, model=buffer, steps=cfg.mtt_iterations, **cfg.hparams("mtt")
+    )
+
+
+def _accdd(cfg: NotebookSettings, train: ImageSet, ipc: int, gen: Any) -> Any:
+    hp = cfg.hparams("accdd")
+    pool, _ = accdd.early_stage_pool(
+        train,
+        hp.pop("pool_networks"),
+        hp.pop("pool_epochs"),
+        model=experiment.distill_model(cfg),
+        magnitude=hp.pop("magnitude"),
+        directions=hp.pop("directions"),
+        seed=cfg.seed,
+    )
+    return methods.distill("accdd", train, ipc, generator=gen, model=pool, steps=cfg.accdd_iterations, **hp)
+
+
+def _dd_random(cfg: NotebookSettings, train: ImageSet, ipc: int, gen: Any) -> Any:
+    return bilevel.distill(
+        train,
+        ipc,
+        generator=gen,
+        model=cfg.model,
+        steps=cfg.dd_random_steps,
+        distill_steps=cfg.dd_random_distill_steps,
+        **cfg.hparams("dd"),
+    )
+
+
+def _score_protocol(cfg: NotebookSettings, method: str, syn: Any, validation: ImageSet) -> float:
+    """Mean validation accuracy of ``syn`` under the profile's protocol (its networks, epochs and seed)."""
+    return training.evaluate_set(syn, validation, **experiment.eval_kwargs(cfg, method)).mean
+
+
+def _score_schedule(cfg: NotebookSettings, method: str, syn: Any, validation: ImageSet) -> float:
+    """DD's own evaluation (notebook 02): ``dd_eval_models`` unseen initialisations trained with the learned steps."""
+    return bilevel.evaluate_schedule(
+        syn.images,
+        syn.labels,
+        validation,
+        step_sizes=syn.meta["step_sizes"],
+        distill_steps=syn.meta["groups"],
+        num_models=cfg.dd_eval_models,
+        seed=cfg.seed,
+        model=cfg.model,
+    ).mean
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A quick-profile value chosen on validation: ``parameter`` of ``notebook`` among ``candidates``, scored by
+    distilling with ``method`` at each of ``ipcs`` (``distil``) and scoring on the validation split (``score``).
+    ``uses``: the other settings the runs depend on (the record keeps them; a change makes it stale)."""
+
+    notebook: str
+    parameter: str
+    candidates: tuple[float, ...]
+    method: str
+    ipcs: tuple[int, ...]
+    uses: tuple[str, ...]
+    distil: Distil
+    score: Callable[[NotebookSettings, str, Any, ImageSet], float] = _score_protocol
+    why: str = ""
+
+
+_EVAL = ("model", "model_width", "eval_protocol", "eval_epochs", "eval_models")
+
+#: Every quick-profile value that is a choice. The candidates span the papers' value and the profile's.
+CHOICES: tuple[Tuned, ...] = (
+    Tuned(
+        "02_bilevel_distillation",
+        "dd_lr_img",
+        (0.01, 0.03, 0.1, 0.3),
+        "dd",
+        (2,),
+        (
+            "model",
+            "dd_random_ipc",
+            "dd_random_steps",
+            "dd_random_distill_steps",
+            "dd_distill_epochs",
+            "dd_batch_size",
+            "dd_step_lr",
+            "dd_lr_init",
+            "dd_decay_every",
+            "dd_eval_models",
+        ),
+        _dd_random,
+        _score_schedule,
+        "Adam's rate on the pixels of the random-init run (the paper: 0.01 for ~23 000 steps; quick: 600)",
+    ),
+    Tuned(
+        "03_gradient_matching",
+        "lr_img",
+        (0.1, 0.3, 1.0, 3.0, 10.0),
+        "dc",
+        (1,),
+        (*_EVAL, "ipc1_iterations", "batch_real"),
+        _dc,
+        why="SGD's rate on the pixels (the papers: 0.1 for 1000 outer iterations; quick: 30)",
+    ),
+    Tuned(
+        "04_distribution_matching",
+        "lr_img",
+        (0.3, 1.0, 3.0, 10.0, 30.0),
+        "dm",
+        (1, 10),
+        (*_EVAL, "dm_iterations", "batch_real"),
+        _dm,
+        why="SGD's rate on the pixels (the paper: 1.0 for 20 000 iterations; quick: 200)",
+    ),
+    Tuned(
+        "05_trajectory_matching",
+        "lr_img",
+        (100.0, 1000.0, 10000.0),
+        "mtt",
+        (1,),
+        (
+            *_EVAL,
+            "experts",
+            "expert_train_epochs",
+            "expert_per_class",
+            "mtt_iterations",
+            "syn_steps",
+            "expert_epochs",
+            "max_start_epoch",
+            "lr_lr",
+            "lr_teacher",
+            "zca",
+        ),
+        _mtt,
+        why="SGD's rate on the pixels (the reference: 1000 for 5000 iterations; quick: 60)",
+    ),
+    Tuned(
+        "07_model_augmentation",
+        "lr_img",
+        (0.3, 1.0, 3.0),
+        "accdd",
+        (10,),
+        (
+            *_EVAL,
+            "train_per_class",
+            "pool_networks",
+            "pool_epochs",
+            "accdd_iterations",
+            "outer_loop",
+            "inner_loop",
+            "batch_real",
+            "magnitude",
+            "directions",
+        ),
+        _accdd,
+        why="SGD's rate on the pixels (the reference: 0.1 per class with momentum for 500 iterations; quick: 6)",
+    ),
+)
+
+
+def _entry(notebook: str) -> Tuned:
+    name = notebook_name(notebook)
+    found = [t for t in CHOICES if t.notebook == name]
+    if not found:
+        raise ValueError(f"{name} has no quick-profile choice to make; valid: {', '.join(t.notebook for t in CHOICES)}")
+    return found[0]
+
+
+def record_path(notebook: str, root: str | Path | None = None) -> Path:
+    """``<root>/<notebook>.json`` (default root: ``RECORD_DIR``)."""
+    return Path(root if root is not None else RECORD_DIR) / f"{notebook_name(notebook)}.json"
+
+
+def _settings(entry: Tuned, dataset: str, seed: int, device: str, value: float | None = None) -> NotebookSettings:
+    overrides = {} if value is None else {entry.parameter: value}
+    settings = config.resolve("quick", notebook=entry.notebook, dataset=dataset, seed=seed, **overrides)
+    cfg = NotebookSettings(settings)
+    cfg.__dict__.update(settings.__dict__)
+    cfg["device"] = str(repro.resolve_device(device))
+    return cfg
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _what(entry: Tuned, datasets: Sequence[str], seed: int) -> dict:
+    """What determines the record's scores: the entry and the settings it uses."""
+    cfg = _settings(entry, datasets[0], seed, "cpu")
+    return {
+        "format": FORMAT,
+        "notebook": entry.notebook,
+        "parameter": entry.parameter,
+        "method": entry.method,
+        "candidates": list(entry.candidates),
+        "ipcs": list(entry.ipcs),
+        "datasets": list(datasets),
+        "seed": seed,
+        "validation_per_class": VALIDATION_PER_CLASS,
+        "settings": {name: _plain(cfg[name]) for name in entry.uses},
+    }
+
+
+def read_choice(notebook: str, root: str | Path | None = None) -> dict:
+    """The record of ``notebook``'s choice; a clear error when there is none or it cannot be read."""
+    path = record_path(notebook, root)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no record; make it with `python -m course_utils.course.tuning {notebook}`")
+    try:
+        import json
+
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a readable record ({exc}); rerun with --restart") from None
+
+
+def describe(notebook: str, cfg: Any, root: str | Path | None = None) -> str:
+    """Where the value of ``notebook``'s chosen parameter in ``cfg`` comes from, in a sentence for the notebook: the
+    validation scores behind the quick profile's value, or that another profile or the reader set it."""
+    entry = _entry(notebook)
+    record = read_choice(entry.notebook, root)
+    value = cfg[entry.parameter]
+    scores = ", ".join(f"{float(k):g}: {v:.1f} %" for k, v in record["scores"].items())
+    if record.get("diverged"):
+        scores += "; diverged: " + ", ".join(f"{float(k):g}" for k in record["diverged"])
+    data = " and ".join(DATASET_NAMES.get(d, d) for d in record["datasets"])
+    ipcs = ", ".join(str(i) for i in record["ipcs"])
+    measured = (
+        f"the quick profile's {entry.parameter} = {record['best']:g} was chosen among {len(record['scores'])} "
+        f"values by the mean validation accuracy of {entry.method} (IPC {ipcs}, {data}, seed {record['seed']}; "
+        f"{record['validation_per_class']} training images per class set aside, never a test image): {scores}"
+    )
+    if cfg.get("profile") == "quick" and value == record["best"]:
+        head = f"{entry.parameter} = {value:g}: "
+    else:
+        head = f"{entry.parameter} = {value:g}, set by the {cfg.get('profile')} profile or by you; for comparison, "
+    path = record_path(entry.notebook, root)
+    shown = f"course_utils/records/choices/{path.name}" if root is None else str(path)
+    return head + measured + f" ({shown})."
+
+
+def tune(
+    notebook: str,
+    *,
+    datasets: Sequence[str] = ("mnist", "fashion_mnist"),
+    seed: int = 0,
+    device: str = "cpu",
+    root: str | Path | None = None,
+    restart: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    r"""Make ``notebook``'s choice (module docstring) and return its record.
+
+    The score of candidate :math:`c` is
+    :math:`\frac{1}{|D||I|}\sum_{d\in D}\sum_{i\in I} \mathrm{acc}_{V_d}(S_{c,d,i})`,
+    the mean over datasets :math:`D` and IPCs :math:`I` of the validation accuracy of the set distilled with :math:`c`;
+    the choice is its argmax (ties: the candidate listed first)."""
+    entry = _entry(notebook)
+    path = record_path(entry.notebook, root)
+    what = _what(entry, datasets, seed)
+    record: dict = {**what, "runs": {}}
+    if path.exists() and not restart:
+        old = read_choice(entry.notebook, root)
+        # the candidates may grow (a grid whose best is at its edge): a candidate's runs do not depend on the others
+        differs = sorted(k for k in what if k != "candidates" and old.get(k) != what[k])
+        if differs:
+            raise ValueError(
+                f"{path} was made with other {', '.join(differs)} than this run's; it is not mixed with new scores: "
+                "pass --restart (restart=True) to discard it"
+            )
+        wanted = {f"{d}/ipc{i}/{v!r}" for d in datasets for i in entry.ipcs for v in entry.candidates}
+        record["runs"] = {key: run for key, run in old.get("runs", {}).items() if key in wanted}
+    for dataset in datasets:
+        base = _settings(entry, dataset, seed, device)
+        train, validation = base.load_data(validation_per_class=VALIDATION_PER_CLASS)[:2]
+        choice.refuse_test(validation, f"{entry.notebook}'s {entry.parameter}")
+        for value in entry.candidates:
+            cfg = _settings(entry, dataset, seed, device, value)
+            for ipc in entry.ipcs:
+                key = f"{dataset}/ipc{ipc}/{value!r}"
+                if key in record["runs"]:
+                    continue
+                t0 = time.perf_counter()
+                gen = repro.run_generator(seed, "tuning", entry.method, dataset, ipc)  # the same for every candidate
+                try:
+                    syn = entry.distil(cfg, train, ipc, gen)
+                except (loop.DivergenceError, FloatingPointError) as exc:  # a rate too high: never the choice
+                    record["runs"][key] = {"diverged": str(exc).split(". ")[0], "seconds": time.perf_counter() - t0}
+                    log(f"{entry.notebook} {entry.parameter}={value!r} {dataset} ipc {ipc}: diverged")
+                else:
+                    acc = entry.score(cfg, entry.method, syn, validation)
+                    record["runs"][key] = {"validation_accuracy": acc, "seconds": time.perf_counter() - t0}
+                    log(f"{entry.notebook} {entry.parameter}={value!r} {dataset} ipc {ipc}: {acc:.2f} % on validation")
+                record["environment"] = results.environment(cfg.device)
+                atomic.write_json(path, record)
+    runs = record["runs"]
+    keys = {v: [f"{d}/ipc{i}/{v!r}" for d in datasets for i in entry.ipcs] for v in entry.candidates}
+    diverged = [v for v in entry.candidates if any("diverged" in runs[k] for k in keys[v])]
+    usable = [v for v in entry.candidates if v not in diverged]
+    if not usable:
+        raise ValueError(f"{entry.notebook}: every candidate {entry.parameter} diverged ({list(entry.candidates)})")
+
+    def mean_score(value: float, _validation: Any) -> float:
+        accs = [runs[k]["validation_accuracy"] for k in keys[value]]
+        return sum(accs) / len(accs)
+
+    # every score was measured on validation splits; `choose` checks the split's role once more
+    picked = choice.choose(usable, mean_score, validation, what=f"{entry.notebook}'s {entry.parameter}")
+    record.update(
+        best=picked.best,
+        diverged=[repr(v) for v in diverged],
+        scores={repr(k): v for k, v in picked.scores.items()},
+        measured_on=picked.measured_on,
+        why=entry.why,
+        code_commit=results.code_commit(),
+        made=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    )
+    atomic.write_json(path, record)
+    log(f"{entry.notebook}: {entry.parameter} = {picked.best!r} ({picked})")
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.course.tuning", description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="notebooks (names or numbers); default: every entry of CHOICES")
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--root", default=None, help=f"where records go (default {RECORD_DIR})")
+    parser.add_argument("--restart", action="store_true", help="discard a record made with other settings")
+    args = parser.parse_args(argv)
+    repro.seed_everything(args.seed)
+    for notebook in args.notebooks or [t.notebook for t in CHOICES]:
+        tune(notebook, datasets=args.datasets, seed=args.seed, device=args.device, root=args.root, restart=args.restart)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
