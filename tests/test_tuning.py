@@ -72,6 +72,8 @@ def test_tune_scores_on_validation_only_records_and_resumes(tmp_path, monkeypatc
     _, calls = _tiny(monkeypatch, seen)
     record = tuning.tune("03", datasets=("mnist",), root=tmp_path, log=lambda s: None)
     assert calls == [1.0, 3.0]  # the first candidate's score was kept, not recomputed
+    again = tuning.tune("03", datasets=("mnist",), root=tmp_path, log=lambda s: None)
+    assert calls == [1.0, 3.0] and again["made"] == record["made"] and again["environment"] == record["environment"]
     assert record["best"] == 3.0 and record["measured_on"] == "validation"
     # every score was taken on the validation split: 100 training images per class, never the test split
     assert {role for role, _, _ in seen} == {"validation"}

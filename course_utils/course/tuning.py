@@ -13,11 +13,11 @@ names it with its candidates, and :func:`tune` makes the choice the way a choice
   (:func:`course_utils.evaluation.choice.choose`, which refuses the test split); a candidate whose run diverges (a
   non-finite loss) is never chosen, and the record says so.
 
-The record (``course_utils/records/choices/<notebook>.json``) holds every score, the settings the runs used, the seed, device and
-library versions. ``tests/test_tuning.py`` checks that the profile holds the value its record chose, and that the
-record was made with the profile's current settings: change a setting a choice depends on and the test asks for a
-rerun. Each candidate's score is written as soon as it is known (atomically), so an interrupted run resumes; a record
-made with other settings is refused, never mixed with new scores (``--restart`` discards it).
+The record (``course_utils/records/choices/<notebook>.json``) holds every score, the settings the runs used, the seed,
+device and library versions. ``tests/test_tuning.py`` checks that the profile holds the value its record chose, and
+that the record was made with the profile's current settings: change a setting a choice depends on and the test asks
+for a rerun. Each candidate's score is written as soon as it is known (atomically), so an interrupted run resumes; a
+record made with other settings is refused, never mixed with new scores (``--restart`` discards it).
 """
 
 from __future__ import annotations
@@ -338,6 +338,7 @@ def tune(
     path = record_path(entry.notebook, root)
     what = _what(entry, datasets, seed)
     record: dict = {**what, "runs": {}}
+    ran = False  # whether this call scored anything: a record finished earlier keeps its provenance
     if path.exists() and not restart:
         old = read_choice(entry.notebook, root)
         # the candidates may grow (a grid whose best is at its edge): a candidate's runs do not depend on the others
@@ -349,6 +350,7 @@ def tune(
             )
         wanted = {f"{d}/ipc{i}/{v!r}" for d in datasets for i in entry.ipcs for v in entry.candidates}
         record["runs"] = {key: run for key, run in old.get("runs", {}).items() if key in wanted}
+        record.update({k: old[k] for k in ("environment", "code_commit", "made") if k in old})
     for dataset in datasets:
         base = _settings(entry, dataset, seed, device)
         train, validation = base.load_data(validation_per_class=VALIDATION_PER_CLASS)[:2]
@@ -370,6 +372,7 @@ def tune(
                     acc = entry.score(cfg, entry.method, syn, validation)
                     record["runs"][key] = {"validation_accuracy": acc, "seconds": time.perf_counter() - t0}
                     log(f"{entry.notebook} {entry.parameter}={value!r} {dataset} ipc {ipc}: {acc:.2f} % on validation")
+                ran = True
                 record["environment"] = results.environment(cfg.device)
                 atomic.write_json(path, record)
     runs = record["runs"]
@@ -391,9 +394,9 @@ def tune(
         scores={repr(k): v for k, v in picked.scores.items()},
         measured_on=picked.measured_on,
         why=entry.why,
-        code_commit=results.code_commit(),
-        made=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     )
+    if ran or "made" not in record:
+        record.update(code_commit=results.code_commit(), made=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     atomic.write_json(path, record)
     log(f"{entry.notebook}: {entry.parameter} = {picked.best!r} ({picked})")
     return record
