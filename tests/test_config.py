@@ -177,7 +177,7 @@ def test_hparams_are_the_config_fields_the_notebook_sets_for_every_run():
     assert dd == {
         "distill_epochs": 3,
         "batch_size": 256,
-        "lr_img": 0.1,
+        "lr_img": 0.03,
         "step_lr": 0.02,
         "lr_init": 0.1,
         "decay_every": 400,

@@ -118,9 +118,9 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         kip_steps=30000,
     ),
     # quick: several hundred outer steps with larger Adam rates (dd_lr_img chosen on validation: course.tuning),
-    # LeNet, a reduced random-init run (2 images/class, T=6). standard (one GPU, not yet run): the paper's random-init setting (100 images, T=30, batch 1024), fewer
-    # steps. full: the reference defaults: 400 epochs of 59 real batches of 1024, Adam 0.01, η0 0.02, halved every 40
-    # epochs.
+    # LeNet, a reduced random-init run (2 images/class, T=6). standard (one GPU, not yet run): the paper's
+    # random-init setting (100 images, T=30, batch 1024), fewer steps. full: the reference defaults: 400 epochs of 59
+    # real batches of 1024, Adam 0.01, η0 0.02, halved every 40 epochs.
     "02_bilevel_distillation": _profiles(
         quick=dict(
             model="lenet",

@@ -299,7 +299,8 @@ def describe(notebook: str, cfg: Any, root: str | Path | None = None) -> str:
     entry = _entry(notebook)
     record = read_choice(entry.notebook, root)
     value = cfg[entry.parameter]
-    scores = ", ".join(f"{float(k):g}: {v:.1f} %" for k, v in record["scores"].items())
+    ordered = sorted(record["scores"].items(), key=lambda kv: float(kv[0]))
+    scores = ", ".join(f"{float(k):g}: {v:.1f} %" for k, v in ordered)
     if record.get("diverged"):
         scores += "; diverged: " + ", ".join(f"{float(k):g}" for k in record["diverged"])
     data = " and ".join(DATASET_NAMES.get(d, d) for d in record["datasets"])
