@@ -259,3 +259,16 @@ def test_runner_shows_progress_while_a_notebook_runs(tmp_path):
     assert proc.wait(timeout=120) == 0, "".join(seen)
     assert finished_at_the_line is False, "".join(seen)  # the line came while the notebook was still running
     assert done.exists()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem[:2])
+def test_every_cell_with_outputs_was_run(path):
+    """nbval refuses a code cell that holds outputs but no execution count ("unrun reference cell has outputs"):
+    outputs must come from running the cell, in order."""
+    book = json.loads(path.read_text())
+    unrun = [
+        i
+        for i, cell in enumerate(book["cells"])
+        if cell["cell_type"] == "code" and cell.get("outputs") and cell.get("execution_count") is None
+    ]
+    assert not unrun, f"{path.name}: cells {unrun} hold outputs but were never run; record the notebook again"
