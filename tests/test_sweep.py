@@ -198,7 +198,14 @@ def test_interrupted_sweep_leaves_nothing_half_written_and_resumes(grid_env):
     books, out = grid_env
     cmd = [sys.executable, "-m", "course_utils", "sweep", "--notebook-dir", str(books), "--out", str(out), "98",
            "-p", "seed", "0..2", "-p", "sleep_s", "3"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Ctrl-C reaches the sweep however pytest was started (a shell's background job inherits SIGINT ignored)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while not _finished(out) and time.time() < deadline:  # wait for the first run to finish
         time.sleep(0.2)
