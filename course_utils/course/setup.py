@@ -31,6 +31,13 @@ class NotebookSettings(config.Settings):
 
     generator: Any = None
 
+    @classmethod
+    def of(cls, settings: config.Settings) -> NotebookSettings:
+        """``settings`` (from ``config.resolve``) as a notebook's settings, with what they know of their notebook."""
+        cfg = cls(settings)
+        cfg.__dict__.update(settings.__dict__)
+        return cfg
+
     def load_data(self, dataset: str | None = None, *, validation_per_class: int | None = None) -> tuple[ImageSet, ...]:
         """``(train, test)`` of ``dataset`` (default: the notebook's), both on the device; with
         ``validation_per_class``, ``(train, validation, test)``.
@@ -100,8 +107,7 @@ def setup(namespace: Mapping[str, Any], notebook: str) -> NotebookSettings:
     names = config.setting_names(notebook)
     values = {name: namespace[name] for name in declared if name in names and name != "profile"}
     settings = config.resolve(namespace["profile"], notebook=notebook, **values)
-    cfg = NotebookSettings(settings)
-    cfg.__dict__.update(settings.__dict__)
+    cfg = NotebookSettings.of(settings)
     cfg.generator = repro.seed_everything(cfg.seed)
     cfg["device"] = str(repro.resolve_device(cfg.device))
     print(cfg.parameters())

@@ -23,6 +23,7 @@ record made with other settings is refused, never mixed with new scores (``--res
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -252,9 +253,7 @@ def record_path(notebook: str, root: str | Path | None = None) -> Path:
 
 def _settings(entry: Tuned, dataset: str, seed: int, device: str, value: float | None = None) -> NotebookSettings:
     overrides = {} if value is None else {entry.parameter: value}
-    settings = config.resolve("quick", notebook=entry.notebook, dataset=dataset, seed=seed, **overrides)
-    cfg = NotebookSettings(settings)
-    cfg.__dict__.update(settings.__dict__)
+    cfg = NotebookSettings.of(config.resolve("quick", notebook=entry.notebook, dataset=dataset, seed=seed, **overrides))
     cfg["device"] = str(repro.resolve_device(device))
     return cfg
 
@@ -286,8 +285,6 @@ def read_choice(notebook: str, root: str | Path | None = None) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no record; make it with `python -m course_utils.course.tuning {notebook}`")
     try:
-        import json
-
         return json.loads(path.read_text())
     except ValueError as exc:
         raise ValueError(f"{path} is not a readable record ({exc}); rerun with --restart") from None
