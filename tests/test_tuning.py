@@ -8,19 +8,19 @@ import json
 import pytest
 
 from course_utils import methods
-from course_utils.course import config, tuning
+from course_utils.course import benchmark, config, tuning
 
 DC_LR = next(t for t in tuning.CHOICES if t.notebook == "03_gradient_matching")
 
 
-@pytest.mark.parametrize("entry", tuning.CHOICES, ids=lambda t: f"{t.notebook}:{t.parameter}")
+@pytest.mark.parametrize("entry", tuning.CHOICES, ids=lambda t: f"{t.name}:{t.parameter}")
 def test_the_profile_holds_the_value_its_record_chose(entry):
     """Each choice's record exists, was made with the profile's current settings, scored every candidate, and chose
     the value the quick profile holds; its scores are the means of its runs on validation splits."""
-    record = tuning.read_choice(entry.notebook)
+    record = tuning.read_choice(entry.name)
     what = tuning._what(entry, record["datasets"], record["seed"])
     stale = {k: (record.get(k), v) for k, v in what.items() if record.get(k) != v}
-    assert not stale, f"rerun `python -m course_utils.course.tuning {entry.notebook} --restart`: {stale}"
+    assert not stale, f"rerun `python -m course_utils.course.tuning {entry.name} --restart`: {stale}"
     assert record["measured_on"] == "validation"
     runs = record["runs"]
     means = {}
@@ -32,10 +32,9 @@ def test_the_profile_holds_the_value_its_record_chose(entry):
         means[value] = sum(run["validation_accuracy"] for run in done) / len(done)
         assert record["scores"][repr(value)] == pytest.approx(means[value])
     assert record["best"] == max(means, key=lambda v: (means[v], -entry.candidates.index(v)))
-    profile = config.resolve("quick", notebook=entry.notebook)
-    assert profile[entry.parameter] == record["best"], (
-        f"{entry.notebook}: the quick profile's {entry.parameter} is {profile[entry.parameter]!r}, "
-        f"validation chose {record['best']!r}"
+    held = entry.current(config.resolve("quick", notebook=entry.notebook))
+    assert held == record["best"], (
+        f"{entry.name}: the quick profile's {entry.parameter} is {held!r}, validation chose {record['best']!r}"
     )
 
 
@@ -109,6 +108,36 @@ def test_a_notebook_without_a_choice_is_named():
         tuning.tune("01")
     with pytest.raises(FileNotFoundError, match="python -m course_utils.course.tuning"):
         tuning.read_choice("03", "/nonexistent")
+
+
+def test_a_benchmark_budget_is_chosen_through_the_run_notebook_08_makes(tmp_path, monkeypatch):
+    """Notebook 08's rates live in each method's benchmark budget: every candidate reaches the method's run at each
+    IPC's budget (its steps kept), the record is named after notebook and method, and the value described is the
+    budget's."""
+    entry = tuning._entry("08.dc")
+    assert entry.budget and entry.name == "08_benchmark_and_applications.dc"
+    real = methods.distill
+    ran = []
+
+    def distill(method, train, ipc, **kwargs):
+        ran.append((method, ipc, kwargs["lr_img"], kwargs["steps"]))
+        return real("random", train, ipc, generator=kwargs["generator"])
+
+    monkeypatch.setattr(methods, "distill", distill)
+    score = lambda cfg, method, syn, validation: 1.0 + benchmark.hparams_for(cfg, method, 1)["lr_img"]  # noqa: E731
+    monkeypatch.setattr(tuning, "CHOICES", (dataclasses.replace(entry, candidates=(0.3, 3.0), score=score),))
+    record = tuning.tune("08.dc", datasets=("mnist",), root=tmp_path, log=lambda s: None)
+    steps = {ipc: benchmark.hparams_for({"profile": "quick"}, "dc", ipc)["steps"] for ipc in (1, 10)}
+    assert ran == [("dc", ipc, lr, steps[ipc]) for lr in (0.3, 3.0) for ipc in (1, 10)]
+    assert record["best"] == 3.0 and (tmp_path / "08_benchmark_and_applications.dc.json").exists()
+    assert record["settings"]["budget"]["1"] == {"steps": steps[1]} and "lr_img" not in record["settings"]["budget"]
+    said = tuning.describe("08.dc", {"profile": "quick"}, tmp_path)
+    assert said.startswith("dc's lr_img = 3: the quick profile's dc's lr_img = 3 was chosen among 2 values")
+    with pytest.raises(ValueError, match=r"08 makes 2 choices: name one of .*\.dc, .*\.dm"):
+        monkeypatch.setattr(tuning, "CHOICES", (entry, dataclasses.replace(entry, method="dm")))
+        tuning.tune("08", root=tmp_path)
+    with pytest.raises(ValueError, match=r"08_benchmark_and_applications.herding has no quick-profile choice"):
+        tuning.tune("08.herding", root=tmp_path)
 
 
 def test_a_grid_that_grows_keeps_the_scores_it_has(tmp_path, monkeypatch):

@@ -323,8 +323,8 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # quick: 2 CPU cores. IPC 10 on 300 training images per class (the pool and the distillation use the same
     # images); a pool of 3 ConvNet-32 trained 2 epochs (the paper: 5); each sampler gets 6 outer iterations of 5
     # matching steps with 8 real-data network updates between them (the paper: 500 of 100); the images are scored
-    # after every iteration (`snapshots`) by `curve_models` networks each (quick 3, to fit CI's time: every
-    # network costs ~3 s on 2 cores and there are 19 sets; standard 5, full 10), the last snapshot being the record.
+    # after every iteration (`snapshots`) by `curve_models` networks each (5 in quick and standard, 10 in full: on 2
+    # cores a network costs ~3 s and there are 19 sets), the last snapshot being the record.
     # standard: one GPU. The whole training set, the paper's pool (5 networks, 2 epochs) and inner loop (100
     # matching steps per network), a fifth of its outer iterations.
     # full: the reference's settings (500 outer iterations of 100 matching steps; IDC's own runs use 2000).
@@ -342,7 +342,7 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             magnitude=(0.01, 0.09),
             directions=2,
             snapshots=(1, 2, 3, 4, 5, 6),
-            curve_models=3,
+            curve_models=5,
         ),
         standard=dict(
             ipc=10,

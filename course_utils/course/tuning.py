@@ -13,6 +13,10 @@ names it with its candidates, and :func:`tune` makes the choice the way a choice
   (:func:`course_utils.evaluation.choice.choose`, which refuses the test split); a candidate whose run diverges (a
   non-finite loss) is never chosen, and the record says so.
 
+Notebook 08 runs every method for a few outer steps (``MethodInfo.benchmark``); the images' learning rate of each
+method's quick budget is a choice of the same kind, one entry per method (``budget=True``), scored with notebook 08's
+own runs at its IPCs and recorded as ``<notebook>.<method>.json``.
+
 The record (``course_utils/records/choices/<notebook>.json``) holds every score, the settings the runs used, the seed,
 device and library versions. ``tests/test_tuning.py`` checks that the profile holds the value its record chose, and
 that the record was made with the profile's current settings: change a setting a choice depends on and the test asks
@@ -37,7 +41,7 @@ from ..evaluation import choice, training
 from ..methods import accdd, bilevel, loop
 from ..nets import trajectories
 from ..records import results
-from . import config, experiment
+from . import benchmark, config, experiment
 from .setup import NotebookSettings, notebook_name
 
 __all__ = [
@@ -110,6 +114,25 @@ def _dd_random(cfg: NotebookSettings, train: ImageSet, ipc: int, gen: Any) -> An
     )
 
 
+#: Notebook 08's preparations (experts, pools, ...), made once per method, dataset and seed and shared by every
+#: candidate: they do not depend on the rate being chosen.
+_PREPARED: dict[tuple, benchmark.Preparation] = {}
+
+
+def _benchmark_run(method: str) -> Distil:
+    """Notebook 08's run of ``method``: its benchmark budget at ``ipc`` (``benchmark.hparams_for``, where the candidate
+    stands in ``cfg["hparams"]``) with what the method prepares once per dataset (``benchmark.Preparation``)."""
+
+    def distil(cfg: NotebookSettings, train: ImageSet, ipc: int, gen: Any) -> Any:
+        key = (method, train.name, len(train), cfg.seed, str(cfg.device))
+        if key not in _PREPARED:
+            _PREPARED[key] = benchmark.Preparation(train, {k: v for k, v in cfg.items() if k != "hparams"})
+        extra = _PREPARED[key].kwargs(method)
+        return methods.distill(method, train, ipc, generator=gen, **extra, **benchmark.hparams_for(cfg, method, ipc))
+
+    return distil
+
+
 def _score_protocol(cfg: NotebookSettings, method: str, syn: Any, validation: ImageSet) -> float:
     """Mean validation accuracy of ``syn`` under the profile's protocol (its networks, epochs and seed)."""
     return training.evaluate_set(syn, validation, **experiment.eval_kwargs(cfg, method)).mean
@@ -144,6 +167,17 @@ class Tuned:
     distil: Distil
     score: Callable[[NotebookSettings, str, Any, ImageSet], float] = _score_protocol
     why: str = ""
+    #: True: ``parameter`` is in ``method``'s benchmark budget (``MethodInfo.benchmark``, notebook 08), not a setting.
+    budget: bool = False
+
+    @property
+    def name(self) -> str:
+        """The record's name: the notebook's, or ``<notebook>.<method>`` for a benchmark budget."""
+        return f"{self.notebook}.{self.method}" if self.budget else self.notebook
+
+    def current(self, cfg: Any) -> Any:
+        """The value ``cfg`` (a notebook's settings) holds for the parameter."""
+        return benchmark.budget_table(cfg, self.method)[self.parameter] if self.budget else cfg[self.parameter]
 
 
 _EVAL = ("model", "model_width", "eval_protocol", "eval_epochs", "eval_models")
@@ -235,36 +269,87 @@ CHOICES: tuple[Tuned, ...] = (
         _accdd,
         why="SGD's rate on the pixels (the reference: 0.1 per class with momentum for 500 iterations; quick: 6)",
     ),
+    *(
+        Tuned(
+            benchmark.EXPERIMENT,
+            "lr_img",
+            candidates,
+            method,
+            (1, 10),
+            (*_EVAL, "train_per_class"),
+            _benchmark_run(method),
+            why=f"the image rate of notebook 08's {method} budget (a few outer steps per IPC; {paper})",
+            budget=True,
+        )
+        for method, candidates, paper in (
+            (
+                "kip",
+                (0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+                "a public KIP baseline's default: Adam 0.01 for 30 000 iterations",
+            ),
+            ("dd", (0.01, 0.03, 0.1, 0.3), "the paper: 0.01 with Adam for ~23 000 steps"),
+            ("dc", (0.3, 1.0, 3.0, 10.0), "the paper: 0.1 for 1000 outer iterations"),
+            ("dsa", (0.3, 1.0, 3.0, 10.0), "the paper: 0.1 for 1000 outer iterations"),
+            ("dm", (0.3, 1.0, 3.0, 10.0), "the paper: 1.0 for 20 000 iterations"),
+            ("mtt", (30.0, 100.0, 1000.0, 10000.0), "the reference: 1000 for 5000 iterations"),
+            ("accdd", (0.3, 1.0, 3.0), "the reference: 0.1 per class with momentum"),
+            (
+                "zen",
+                (0.015, 0.05, 0.15, 0.5),
+                "notebook 06's quick value: 0.05; the reference: 0.5 with Nesterov momentum",
+            ),
+        )
+    ),
 )
 
 
-def _entry(notebook: str) -> Tuned:
+def _entries(spec: str) -> list[Tuned]:
+    """The entries ``spec`` names: a notebook (name or number: all its entries) or ``<notebook>.<method>``."""
+    notebook, _, method = str(spec).partition(".")
     name = notebook_name(notebook)
-    found = [t for t in CHOICES if t.notebook == name]
+    found = [t for t in CHOICES if t.notebook == name and (not method or t.method == method)]
     if not found:
-        raise ValueError(f"{name} has no quick-profile choice to make; valid: {', '.join(t.notebook for t in CHOICES)}")
+        valid = ", ".join(dict.fromkeys(t.name for t in CHOICES))
+        raise ValueError(f"{name}{'.' + method if method else ''} has no quick-profile choice to make; valid: {valid}")
+    return found
+
+
+def _entry(spec: str) -> Tuned:
+    found = _entries(spec)
+    if len(found) > 1:
+        raise ValueError(f"{spec} makes {len(found)} choices: name one of {', '.join(t.name for t in found)}")
     return found[0]
 
 
-def record_path(notebook: str, root: str | Path | None = None) -> Path:
-    """``<root>/<notebook>.json`` (default root: ``RECORD_DIR``)."""
-    return Path(root if root is not None else RECORD_DIR) / f"{notebook_name(notebook)}.json"
+def record_path(spec: str, root: str | Path | None = None) -> Path:
+    """``<root>/<entry name>.json`` (default root: ``RECORD_DIR``)."""
+    return Path(root if root is not None else RECORD_DIR) / f"{_entry(spec).name}.json"
 
 
 def _settings(entry: Tuned, dataset: str, seed: int, device: str, value: float | None = None) -> NotebookSettings:
-    overrides = {} if value is None else {entry.parameter: value}
+    overrides = {} if value is None or entry.budget else {entry.parameter: value}
     cfg = NotebookSettings.of(config.resolve("quick", notebook=entry.notebook, dataset=dataset, seed=seed, **overrides))
     cfg["device"] = str(repro.resolve_device(device))
+    if value is not None and entry.budget:  # the candidate in place of the budget's value (``benchmark.budget_table``)
+        cfg["hparams"] = {entry.method: {**benchmark.budget_table(cfg, entry.method), entry.parameter: value}}
     return cfg
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    """``value`` as JSON gives it back (tuples as lists, integer keys as strings), so that records compare equal."""
+    return json.loads(json.dumps(value))
 
 
 def _what(entry: Tuned, datasets: Sequence[str], seed: int) -> dict:
-    """What determines the record's scores: the entry and the settings it uses."""
+    """What determines the record's scores: the entry and the settings it uses (for a benchmark budget, also the
+    budget's other values and what the method prepares)."""
     cfg = _settings(entry, datasets[0], seed, "cpu")
+    settings = {name: _plain(cfg[name]) for name in entry.uses}
+    if entry.budget:
+        info = methods.info(entry.method)
+        table = benchmark.budget_table(cfg, entry.method)
+        settings["budget"] = _plain({str(k): v for k, v in table.items() if k != entry.parameter})
+        settings["prepare"] = _plain(info.prepare_settings.get("quick", {}))
     return {
         "format": FORMAT,
         "notebook": entry.notebook,
@@ -275,27 +360,32 @@ def _what(entry: Tuned, datasets: Sequence[str], seed: int) -> dict:
         "datasets": list(datasets),
         "seed": seed,
         "validation_per_class": VALIDATION_PER_CLASS,
-        "settings": {name: _plain(cfg[name]) for name in entry.uses},
+        "settings": settings,
     }
 
 
-def read_choice(notebook: str, root: str | Path | None = None) -> dict:
-    """The record of ``notebook``'s choice; a clear error when there is none or it cannot be read."""
-    path = record_path(notebook, root)
+def read_choice(spec: str, root: str | Path | None = None) -> dict:
+    """The record of the choice ``spec`` names (``_entries``); a clear error when there is none or it cannot be
+    read."""
+    path = record_path(spec, root)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no record; make it with `python -m course_utils.course.tuning {notebook}`")
+        raise FileNotFoundError(
+            f"{path}: no record; make it with `python -m course_utils.course.tuning {_entry(spec).name}`"
+        )
     try:
         return json.loads(path.read_text())
     except ValueError as exc:
         raise ValueError(f"{path} is not a readable record ({exc}); rerun with --restart") from None
 
 
-def describe(notebook: str, cfg: Any, root: str | Path | None = None) -> str:
-    """Where the value of ``notebook``'s chosen parameter in ``cfg`` comes from, in a sentence for the notebook: the
-    validation scores behind the quick profile's value, or that another profile or the reader set it."""
-    entry = _entry(notebook)
-    record = read_choice(entry.notebook, root)
-    value = cfg[entry.parameter]
+def describe(spec: str, cfg: Any, root: str | Path | None = None) -> str:
+    """Where the value of the chosen parameter ``spec`` names (a notebook, or ``<notebook>.<method>``) in ``cfg``
+    comes from, in a sentence for the notebook: the validation scores behind the quick profile's value, or that
+    another profile or the reader set it."""
+    entry = _entry(spec)
+    record = read_choice(entry.name, root)
+    value = entry.current(cfg)
+    parameter = f"{entry.method}'s {entry.parameter}" if entry.budget else entry.parameter
     ordered = sorted(record["scores"].items(), key=lambda kv: float(kv[0]))
     scores = ", ".join(f"{float(k):g}: {v:.1f} %" for k, v in ordered)
     if record.get("diverged"):
@@ -303,15 +393,15 @@ def describe(notebook: str, cfg: Any, root: str | Path | None = None) -> str:
     data = " and ".join(DATASET_NAMES.get(d, d) for d in record["datasets"])
     ipcs = ", ".join(str(i) for i in record["ipcs"])
     measured = (
-        f"the quick profile's {entry.parameter} = {record['best']:g} was chosen among {len(record['scores'])} "
+        f"the quick profile's {parameter} = {record['best']:g} was chosen among {len(record['scores'])} "
         f"values by the mean validation accuracy of {entry.method} (IPC {ipcs}, {data}, seed {record['seed']}; "
         f"{record['validation_per_class']} training images per class set aside, never a test image): {scores}"
     )
     if cfg.get("profile") == "quick" and value == record["best"]:
-        head = f"{entry.parameter} = {value:g}: "
+        head = f"{parameter} = {value:g}: "
     else:
-        head = f"{entry.parameter} = {value:g}, set by the {cfg.get('profile')} profile or by you; for comparison, "
-    path = record_path(entry.notebook, root)
+        head = f"{parameter} = {value:g}, set by the {cfg.get('profile')} profile or by you; for comparison, "
+    path = record_path(entry.name, root)
     shown = f"course_utils/records/choices/{path.name}" if root is None else str(path)
     return head + measured + f" ({shown})."
 
@@ -333,12 +423,12 @@ def tune(
     the mean over datasets :math:`D` and IPCs :math:`I` of the validation accuracy of the set distilled with :math:`c`;
     the choice is its argmax (ties: the candidate listed first)."""
     entry = _entry(notebook)
-    path = record_path(entry.notebook, root)
+    path = record_path(entry.name, root)
     what = _what(entry, datasets, seed)
     record: dict = {**what, "runs": {}}
     ran = False  # whether this call scored anything: a record finished earlier keeps its provenance
     if path.exists() and not restart:
-        old = read_choice(entry.notebook, root)
+        old = read_choice(entry.name, root)
         # the candidates may grow (a grid whose best is at its edge): a candidate's runs do not depend on the others
         differs = sorted(k for k in what if k != "candidates" and old.get(k) != what[k])
         if differs:
@@ -352,7 +442,7 @@ def tune(
     for dataset in datasets:
         base = _settings(entry, dataset, seed, device)
         train, validation = base.load_data(validation_per_class=VALIDATION_PER_CLASS)[:2]
-        choice.refuse_test(validation, f"{entry.notebook}'s {entry.parameter}")
+        choice.refuse_test(validation, f"{entry.name}'s {entry.parameter}")
         for value in entry.candidates:
             cfg = _settings(entry, dataset, seed, device, value)
             for ipc in entry.ipcs:
@@ -365,11 +455,11 @@ def tune(
                     syn = entry.distil(cfg, train, ipc, gen)
                 except (loop.DivergenceError, FloatingPointError) as exc:  # a rate too high: never the choice
                     record["runs"][key] = {"diverged": str(exc).split(". ")[0], "seconds": time.perf_counter() - t0}
-                    log(f"{entry.notebook} {entry.parameter}={value!r} {dataset} ipc {ipc}: diverged")
+                    log(f"{entry.name} {entry.parameter}={value!r} {dataset} ipc {ipc}: diverged")
                 else:
                     acc = entry.score(cfg, entry.method, syn, validation)
                     record["runs"][key] = {"validation_accuracy": acc, "seconds": time.perf_counter() - t0}
-                    log(f"{entry.notebook} {entry.parameter}={value!r} {dataset} ipc {ipc}: {acc:.2f} % on validation")
+                    log(f"{entry.name} {entry.parameter}={value!r} {dataset} ipc {ipc}: {acc:.2f} % on validation")
                 ran = True
                 record["environment"] = results.environment(cfg.device)
                 atomic.write_json(path, record)
@@ -378,14 +468,14 @@ def tune(
     diverged = [v for v in entry.candidates if any("diverged" in runs[k] for k in keys[v])]
     usable = [v for v in entry.candidates if v not in diverged]
     if not usable:
-        raise ValueError(f"{entry.notebook}: every candidate {entry.parameter} diverged ({list(entry.candidates)})")
+        raise ValueError(f"{entry.name}: every candidate {entry.parameter} diverged ({list(entry.candidates)})")
 
     def mean_score(value: float, _validation: Any) -> float:
         accs = [runs[k]["validation_accuracy"] for k in keys[value]]
         return sum(accs) / len(accs)
 
     # every score was measured on validation splits; `choose` checks the split's role once more
-    picked = choice.choose(usable, mean_score, validation, what=f"{entry.notebook}'s {entry.parameter}")
+    picked = choice.choose(usable, mean_score, validation, what=f"{entry.name}'s {entry.parameter}")
     record.update(
         best=picked.best,
         diverged=[repr(v) for v in diverged],
@@ -396,13 +486,15 @@ def tune(
     if ran or "made" not in record:
         record.update(code_commit=results.code_commit(), made=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     atomic.write_json(path, record)
-    log(f"{entry.notebook}: {entry.parameter} = {picked.best!r} ({picked})")
+    log(f"{entry.name}: {entry.parameter} = {picked.best!r} ({picked})")
     return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils.course.tuning", description=__doc__.split("\n")[0])
-    parser.add_argument("notebooks", nargs="*", help="notebooks (names or numbers); default: every entry of CHOICES")
+    parser.add_argument(
+        "notebooks", nargs="*", help="notebooks (names or numbers) or <notebook>.<method>; default: all of CHOICES"
+    )
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -410,8 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--restart", action="store_true", help="discard a record made with other settings")
     args = parser.parse_args(argv)
     repro.seed_everything(args.seed)
-    for notebook in args.notebooks or [t.notebook for t in CHOICES]:
-        tune(notebook, datasets=args.datasets, seed=args.seed, device=args.device, root=args.root, restart=args.restart)
+    names = [t.name for spec in args.notebooks for t in _entries(spec)] if args.notebooks else [t.name for t in CHOICES]
+    for name in names:
+        tune(name, datasets=args.datasets, seed=args.seed, device=args.device, root=args.root, restart=args.restart)
     return 0
 
 

@@ -477,7 +477,7 @@ TINY = Tiny({"steps": 3, "batch_size": 32}, {"lr_init": 1e30})
 BUDGETS = by_profile(
     quick={
         "batch_size": 256,
-        "lr_img": 0.1,
+        "lr_img": 0.03,
         "step_lr": 0.02,
         "lr_init": 0.1,
         1: {"steps": 60},

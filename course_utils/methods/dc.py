@@ -231,7 +231,7 @@ TINY = Tiny({"steps": 3, "batch_real": 8}, {"lr_img": 1e30}, TINY_CONVNET)
 BUDGETS = by_profile(
     quick={
         "batch_real": 64,
-        "lr_img": 1.0,
+        "lr_img": 3.0,
         1: {"steps": 15},
         10: {"steps": 1, "inner_loop": 5},
         50: {"steps": 1, "inner_loop": 2},

@@ -238,7 +238,7 @@ def distill(train_set: ImageSet, ipc: int, *, generator: Generator, model=None, 
 TINY = Tiny({"steps": 3, "batch_real": 8}, {"lr_img": 1e30}, TINY_CONVNET)
 
 BUDGETS = by_profile(
-    quick={"batch_real": 64, "lr_img": 1.0, 1: {"steps": 50}, 10: {"steps": 30}, 50: {"steps": 10}},
+    quick={"batch_real": 64, "lr_img": 3.0, 1: {"steps": 50}, 10: {"steps": 30}, 50: {"steps": 10}},
     standard={"steps": 5000, "batch_real": 256, "lr_img": 1.0},
     full={"steps": 20000},
 )

@@ -179,7 +179,7 @@ def prepare(p: Preparation) -> tuple[dict, float]:
 TINY = Tiny({"steps": 3, "batch_size": 50}, {"lr_img": 1e30})
 
 BUDGETS = by_profile(
-    quick={"steps": 100, "batch_size": 500, "lr_img": 0.01, "learn_labels": False},
+    quick={"steps": 100, "batch_size": 500, "lr_img": 0.1, "learn_labels": False},
     standard={"steps": 3000, "batch_size": 5000, "lr_img": 0.01, "learn_labels": False},
     full={"steps": 30000},
 )

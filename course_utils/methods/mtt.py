@@ -324,7 +324,7 @@ BUDGETS = by_profile(
         "syn_steps": 10,
         "expert_epochs": 2,
         "max_start_epoch": 4,
-        "lr_img": 1000.0,
+        "lr_img": 100.0,
         "lr_lr": 1e-5,
         "lr_teacher": 0.01,
         1: {"steps": 40},

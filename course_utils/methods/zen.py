@@ -538,7 +538,7 @@ BUDGETS = by_profile(
     quick={
         "inner_steps": 10,
         "lr_net": 0.02,
-        "lr_img": 0.05,
+        "lr_img": 0.15,
         "neumann_terms": 5,
         "neumann_alpha": 0.02,
         1: {"steps": 15},
