@@ -132,7 +132,7 @@ def test_a_benchmark_budget_is_chosen_through_the_run_notebook_08_makes(tmp_path
     assert record["best"] == 3.0 and (tmp_path / "08_benchmark_and_applications.dc.json").exists()
     assert record["settings"]["budget"]["1"] == {"steps": steps[1]} and "lr_img" not in record["settings"]["budget"]
     said = tuning.describe("08.dc", {"profile": "quick"}, tmp_path)
-    assert said.startswith("dc's lr_img = 3: the quick profile's dc's lr_img = 3 was chosen among 2 values")
+    assert said.startswith("dc's lr_img = 3: the quick profile's lr_img = 3 was chosen among 2 values by the mean")
     with pytest.raises(ValueError, match=r"08 makes 2 choices: name one of .*\.dc, .*\.dm"):
         monkeypatch.setattr(tuning, "CHOICES", (entry, dataclasses.replace(entry, method="dm")))
         tuning.tune("08", root=tmp_path)

@@ -393,7 +393,7 @@ def describe(spec: str, cfg: Any, root: str | Path | None = None) -> str:
     data = " and ".join(DATASET_NAMES.get(d, d) for d in record["datasets"])
     ipcs = ", ".join(str(i) for i in record["ipcs"])
     measured = (
-        f"the quick profile's {parameter} = {record['best']:g} was chosen among {len(record['scores'])} "
+        f"the quick profile's {entry.parameter} = {record['best']:g} was chosen among {len(record['scores'])} "
         f"values by the mean validation accuracy of {entry.method} (IPC {ipcs}, {data}, seed {record['seed']}; "
         f"{record['validation_per_class']} training images per class set aside, never a test image): {scores}"
     )
