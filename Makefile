@@ -34,16 +34,12 @@ sweep: data
 	$(PY) -m course_utils sweep --grid $(GRID) --workers $(WORKERS)
 
 # Lint and format check (ruff), then unit tests, then every notebook under nbval, each with a timing line. pytest
-# exits 5 when it collected no test: a test run that tests nothing is a failure here. The unit tests run in
-# TEST_WORKERS processes (pytest-xdist, a whole file per worker so that its fixtures are made once; 0: in one process);
-# the notebooks one after the other, since some of their checks compare timings.
-TEST_WORKERS ?= 2
+# exits 5 when it collected no test: a test run that tests nothing is a failure here.
 test: data
 	@start=$$(date +%s); $(MAKE) --no-print-directory lint; rc=$$?; \
 	echo "[test] lint: rc=$$rc in $$(( $$(date +%s) - start )) s"; [ $$rc -eq 0 ] || exit $$rc
 	@status=0; for suite in tests notebooks; do \
-	  if [ $$suite = tests ]; then workers="-n $(TEST_WORKERS) --dist loadfile"; else workers=""; fi; \
-	  start=$$(date +%s); $(PY) -m pytest $$suite $$workers; rc=$$?; \
+	  start=$$(date +%s); $(PY) -m pytest $$suite; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $$suite/: failing"; rc=1; fi; \
 	  echo "[test] $$suite: rc=$$rc in $$(( $$(date +%s) - start )) s"; \
 	  [ $$rc -eq 0 ] || status=$$rc; \
