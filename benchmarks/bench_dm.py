@@ -28,8 +28,10 @@ processes hits them alike.
 With ``--accuracy-budget UNITS`` it also distils MNIST at ``--ipc`` for as many iterations as fit in UNITS
 calibration units of wall time (the unit measured in the same process first), then scores the set as the official
 code's anchor was scored (``dsa`` protocol, 300 epochs, 3 fresh ConvNet-128, the full test set), together with its
-real initialisation alone (``accuracy_at_budget`` in the JSON; target: >= 96.1 % at IPC 10 in 830 units, the
-distillation time of the official DM code's 200 iterations on a 2-core CPU).
+real initialisation alone (``accuracy_at_budget`` in the JSON; target: >= 96.1 % at IPC 10 within the distillation
+time of the official DM code's 200 iterations on a 2-core CPU, read from ``--official-record``). A budget in units
+converts to seconds with a unit measured once, and the unit drifts: ``within_official_wall_time`` says whether the run
+stayed within the official run's wall time, and ``met`` requires it.
 
     python benchmarks/bench_dm.py [--device cpu|cuda] [--repeats 5] [--ipc 10] [--batch-real 256] [--all-variants]
                                   [--accuracy-budget 830]
@@ -41,6 +43,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +63,9 @@ from course_utils.evaluation import training
 from course_utils.methods.dm import CPU_CHUNK, Config, DistributionMatching
 from course_utils.nets import samplers
 from course_utils.records import results
+
+#: The official DM code's run on a 2-core CPU (its provenance is in the file), in ``../shared/measurements``.
+OFFICIAL_DM = Path(__file__).resolve().parents[2] / "shared" / "measurements" / "dm_official_cpu.json"
 
 
 def baseline_step(m: DistributionMatching, net: torch.nn.Module) -> torch.Tensor:
@@ -158,6 +164,7 @@ def bench(train: data.ImageSet, args, device: torch.device, unit_net: torch.nn.M
 
 def accuracy_at_budget(train, test, args, device: torch.device, unit_net: torch.nn.Module) -> dict:
     """DM for ``args.accuracy_budget`` units of wall time, then the anchor's evaluation of the set and of its start."""
+    anchor = official_anchor(Path(args.official_record))
     x_unit, y_unit = train.images[:256], train.labels[:256]
     unit_s = statistics.median(
         timed(lambda: F.cross_entropy(unit_net(x_unit), y_unit).backward(), device) for _ in range(7)
@@ -192,15 +199,27 @@ def accuracy_at_budget(train, test, args, device: torch.device, unit_net: torch.
         "evaluation": "protocol dsa, 300 epochs, 3 fresh ConvNet-128, full MNIST test set",
         "accuracy": scored["dm"],
         "real_init_accuracy": scored["real_init"],
-        "anchor_official_code": {
-            "iterations": 200,
-            "distill_s": 707,
-            "accuracy": 96.09,
-            "std": 0.16,
-            "real_init_accuracy": 94.05,
-        },
+        "anchor_official_code": anchor,
         "target_accuracy_min": 96.1,
-        "met": scored["dm"]["mean"] >= 96.1,
+        # the target is the official run's wall time: a run that took longer has not shown it, whatever its accuracy
+        "within_official_wall_time": distill_s <= anchor["distill_s"],
+        "met": scored["dm"]["mean"] >= 96.1 and distill_s <= anchor["distill_s"],
+    }
+
+
+def official_anchor(path: Path) -> dict:
+    """The official DM run the accuracy run is measured against, read from its measurement file (never retyped)."""
+    if not path.exists():
+        raise SystemExit(f"{path}: the official DM measurement is missing; pass --official-record PATH")
+    rec = json.loads(path.read_text())
+    acc = rec["accuracy_percent"]
+    return {
+        "source": str(path),
+        "iterations": rec["settings"]["iterations"],
+        "distill_s": rec["distillation_wall_seconds"],
+        "accuracy": acc["after_200_iterations"]["mean"],
+        "std": acc["after_200_iterations"]["std"],
+        "real_init_accuracies": acc["real_initialisation_only"]["values"],
     }
 
 
@@ -213,6 +232,9 @@ def main() -> None:
     parser.add_argument("--all-variants", action="store_true", help="on CPU also time implementation='loop'")
     parser.add_argument("--accuracy-budget", type=float, default=None, metavar="UNITS", help="also the accuracy run")
     parser.add_argument("--skip-timing", action="store_true", help="only the accuracy run")
+    parser.add_argument(
+        "--official-record", default=str(OFFICIAL_DM), help=f"the official DM run's measurement (default {OFFICIAL_DM})"
+    )
     args = parser.parse_args()
 
     device = repro.resolve_device(args.device)
