@@ -130,6 +130,7 @@ def run(
     if done and not force:
         log(f"{run_.experiment}: recorded already (seed {seed}); --force to make it again")
         return done[0]
+    methods.info(run_.method)  # an unknown method fails before the data is loaded
     cfg = settings(run_, seed, device)
     t0 = time.perf_counter()
     train, test = datasets.load(run_.dataset)
@@ -137,7 +138,6 @@ def run(
         train = train.balanced_subset(run_.train_per_class, repro.run_generator(seed, "longer", run_.dataset))
     train, test = train.to(cfg["device"]), test.to(cfg["device"])
     hparams = {**run_.hparams, "checkpoint": True}  # output/checkpoints/<method>/...: resumed, or refused if other
-    methods.info(run_.method)
     log(f"{run_.experiment}: {run_.method} ipc {run_.ipc}, {hparams.get('steps')} steps, seed {seed}, {cfg['device']}")
     made = experiment.run_method(
         run_.method,
